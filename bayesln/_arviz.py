@@ -1,0 +1,103 @@
+"""The only module of bayesln that imports ArviZ.
+
+Every call into ArviZ goes through the small functions below, so the move to ArviZ 1.x
+(which reorganises the package into ``arviz_base`` / ``arviz_stats`` and replaces
+``InferenceData`` by ``xarray.DataTree``) is one change in one file.
+
+Conventions: draws are xarray objects with ``chain`` and ``draw`` dimensions; the
+diagnostics are ArviZ's rank-normalised split-R-hat and bulk/tail ESS (Vehtari et al.
+2021, Bayesian Analysis 16:667), the same definitions as R's ``posterior`` package.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import xarray as xr
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)
+    import arviz as az
+
+InferenceData = az.InferenceData
+
+__all__ = [
+    "InferenceData",
+    "bfmi",
+    "ess",
+    "from_netcdf",
+    "is_inference_data",
+    "loo",
+    "make_inference_data",
+    "mcse",
+    "rhat",
+    "to_netcdf",
+]
+
+
+def is_inference_data(obj) -> bool:
+    return isinstance(obj, az.InferenceData)
+
+
+def make_inference_data(
+    groups: Mapping[str, xr.Dataset], attrs: Mapping | None = None
+) -> az.InferenceData:
+    """An InferenceData from named xarray Datasets (``posterior``, ``prior``, ...)."""
+    groups = {k: v for k, v in groups.items() if v is not None}
+    with warnings.catch_warnings():
+        # ArviZ warns about groups it does not know (we use only standard ones) and
+        # about its upcoming refactor.
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        idata = az.InferenceData(**groups)
+    if attrs:
+        idata.attrs = dict(attrs)
+    return idata
+
+
+def group(idata: az.InferenceData, name: str) -> xr.Dataset | None:
+    """A group of an InferenceData, or None when it is absent."""
+    return getattr(idata, name, None) if name in idata.groups() else None
+
+
+def rhat(ds: xr.Dataset) -> xr.Dataset:
+    """Rank-normalised split R-hat (max of bulk and folded), one value per element."""
+    return az.rhat(ds, method="rank")
+
+
+def ess(ds: xr.Dataset, method: str = "bulk") -> xr.Dataset:
+    """Effective sample size, ``method`` in {"bulk", "tail", "mean", "median", ...}."""
+    return az.ess(ds, method=method)
+
+
+def mcse(ds: xr.Dataset, method: str = "mean", prob: float | None = None) -> xr.Dataset:
+    """Monte-Carlo standard error of a mean, sd or quantile (``method="quantile"``,
+    ``prob``); the quantile version matches ``posterior::mcse_quantile``."""
+    if method == "quantile":
+        return az.mcse(ds, method="quantile", prob=prob)
+    return az.mcse(ds, method=method)
+
+
+def bfmi(energy: np.ndarray) -> np.ndarray:
+    """E-BFMI per chain from an energy array of shape (chain, draw)."""
+    return np.asarray(az.bfmi(np.asarray(energy, dtype=float)), dtype=float)
+
+
+def loo(idata: az.InferenceData, var_name: str | None = None, pointwise: bool = True):
+    """PSIS-LOO (with the per-study log-likelihood this is leave-one-study-out)."""
+    return az.loo(idata, var_name=var_name, pointwise=pointwise)
+
+
+def to_netcdf(idata: az.InferenceData, path) -> str:
+    return idata.to_netcdf(str(path))
+
+
+def from_netcdf(path) -> az.InferenceData:
+    return az.from_netcdf(str(path))
+
+
+def drop_variables(ds: xr.Dataset, names: Iterable[str]) -> xr.Dataset:
+    names = [n for n in names if n in ds.data_vars]
+    return ds.drop_vars(names) if names else ds

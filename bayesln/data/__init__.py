@@ -1,0 +1,17 @@
+"""Data layer: the arm-level format, validation, TrialData and bundled datasets."""
+
+from bayesln.data.datasets import dataset_path, list_datasets, load_dataset
+from bayesln.data.io import read_trials
+from bayesln.data.trialdata import ContrastError, TrialData
+from bayesln.data.validate import DataValidationError, Problem
+
+__all__ = [
+    "ContrastError",
+    "DataValidationError",
+    "Problem",
+    "TrialData",
+    "dataset_path",
+    "list_datasets",
+    "load_dataset",
+    "read_trials",
+]

@@ -1,0 +1,372 @@
+"""TrialData: the tidy, typed trial table every later layer consumes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayesln import vocab
+from bayesln.data import schema
+from bayesln.data.validate import parse_table
+
+
+class ContrastError(ValueError):
+    """A two-arm contrast cannot be formed as requested."""
+
+
+def _as_tuple(x: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    if x is None:
+        return None
+    if isinstance(x, str):
+        return tuple(s.strip() for s in x.split(",") if s.strip())
+    return tuple(x)
+
+
+class TrialData:
+    """Arm-level trial data in three linked tables.
+
+    Attributes
+    ----------
+    studies : DataFrame indexed by ``study``: design, phase, year, bibliographic columns,
+        and study-level covariates (the n-weighted mean over the arms that report the
+        value; flags are true when any arm is flagged).
+    arms : DataFrame, one row per (study, arm): treatment, regimen, ``node`` (network
+        node, e.g. ``tac_triple``), denominators, arm-level covariates.
+    outcomes : DataFrame, long: study, arm, outcome, events, n (nullable Int64). A blank
+        count is unknown, never zero.
+    provenance, sources, published : DataFrames for bundled datasets, else None.
+    """
+
+    def __init__(
+        self,
+        long: pd.DataFrame,
+        *,
+        name: str = "user data",
+        provenance: pd.DataFrame | None = None,
+        sources: pd.DataFrame | None = None,
+        published: pd.DataFrame | None = None,
+        extra_outcomes: Sequence[str] = (),
+        extra_treatments: Sequence[str] = (),
+    ):
+        self.name = name
+        self.provenance = provenance
+        self.sources = sources
+        self.published = published
+        self.extra_outcomes = tuple(extra_outcomes)
+        self.extra_treatments = tuple(extra_treatments)
+        long = long.reset_index(drop=True)
+        self._long = long
+        self.arms = self._build_arms(long)
+        self.studies = self._build_studies(long, self.arms)
+        out = long.loc[long["outcome"].notna(), ["study", "arm", "outcome", "events", "n"]]
+        self.outcomes = out.reset_index(drop=True)
+
+    # ------------------------------------------------------------------ construction
+    @staticmethod
+    def _build_arms(long: pd.DataFrame) -> pd.DataFrame:
+        cols = ["study"] + list(schema.ARM_COLUMNS)
+        arms = long[cols].groupby(["study", "arm"], sort=False, dropna=False).first().reset_index()
+        arms.insert(
+            arms.columns.get_loc("regimen") + 1,
+            "node",
+            pd.array(
+                [vocab.treatment_node(t, None if pd.isna(r) else r) for t, r in zip(arms["treatment"], arms["regimen"])],
+                dtype="string",
+            ),
+        )
+        return arms
+
+    @staticmethod
+    def _build_studies(long: pd.DataFrame, arms: pd.DataFrame) -> pd.DataFrame:
+        cols = ["study"] + list(schema.STUDY_COLUMNS)
+        studies = long[cols].groupby("study", sort=False).first()
+        n_arms = arms.groupby("study", sort=False).size()
+        studies.insert(0, "n_arms", n_arms.reindex(studies.index).astype("Int64"))
+        # arm weights for study-level covariates: analysed n, else randomised n, else equal
+        w = arms["n_analysed"].astype("Float64").fillna(arms["n_randomized"].astype("Float64"))
+        w = w.fillna(1.0)
+        for cov in schema.COVARIATES:
+            col = schema.BY_NAME[cov]
+            vals = arms[cov]
+            out = {}
+            for study, idx in arms.groupby("study", sort=False).groups.items():
+                v = vals.loc[idx]
+                known = v.notna()
+                if not known.any():
+                    out[study] = pd.NA
+                elif col.type == "boolean":
+                    out[study] = bool(v[known].astype(bool).any())
+                else:
+                    vv = v[known].astype(float).to_numpy()
+                    ww = w.loc[idx][known].astype(float).to_numpy()
+                    out[study] = float(np.sum(vv * ww) / np.sum(ww))
+            dtype = "boolean" if col.type == "boolean" else "Float64"
+            studies[cov] = pd.array([out[s] for s in studies.index], dtype=dtype)
+        return studies
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, **kw) -> TrialData:
+        """Validate a DataFrame in the documented format (see :func:`bayesln.read_trials`)."""
+        from bayesln.data.io import read_trials
+
+        return read_trials(frame, **kw)
+
+    # ------------------------------------------------------------------ views
+    def long(self) -> pd.DataFrame:
+        """The documented long format: one row per study × arm × outcome."""
+        return self._long.copy()
+
+    @property
+    def study_ids(self) -> list[str]:
+        return list(self.studies.index)
+
+    def __len__(self) -> int:
+        return len(self.studies)
+
+    def __repr__(self) -> str:
+        k = len(self.studies)
+        with_counts = self.outcomes.dropna(subset=["events", "n"])["study"].nunique()
+        outs = sorted(self.outcomes["outcome"].unique())
+        return (
+            f"<TrialData {self.name!r}: {k} studies ({with_counts} with outcome counts), "
+            f"{len(self.arms)} arms, outcomes: {', '.join(outs)}>"
+        )
+
+    def describe(self) -> pd.DataFrame:
+        """One row per study: design, phase, arms, and which outcomes have known counts."""
+        known = self.outcomes.dropna(subset=["events", "n"])
+        rep = known.groupby("study")["outcome"].apply(lambda s: ", ".join(sorted(set(s))))
+        out = self.studies[["design", "phase", "year", "n_arms"]].copy()
+        out["treatments"] = self.arms.groupby("study", sort=False)["node"].apply(lambda s: ", ".join(s))
+        out["outcomes_with_counts"] = rep.reindex(out.index).fillna("(none known)")
+        return out
+
+    # ------------------------------------------------------------------ selection
+    def select(
+        self,
+        *,
+        outcomes: str | Iterable[str] | None = None,
+        phases: str | Iterable[str] | None = None,
+        designs: str | Iterable[str] | None = None,
+        studies: str | Iterable[str] | None = None,
+        treatments: str | Iterable[str] | None = None,
+        exclude_studies: str | Iterable[str] | None = None,
+    ) -> TrialData:
+        """A new TrialData restricted to the given outcomes / phases / designs / studies /
+        treatments (treatment labels or nodes). Unknown names raise ValueError."""
+        long = self._long
+        keep = pd.Series(True, index=long.index)
+        st = self.studies
+        if outcomes is not None:
+            o = self._check_names(_as_tuple(outcomes), set(self.outcomes["outcome"]) | set(vocab.OUTCOMES), "outcome")
+            keep &= long["outcome"].isin(o).fillna(False).astype(bool)
+        if phases is not None:
+            p = self._check_names(_as_tuple(phases), set(vocab.PHASES), "phase")
+            keep &= long["study"].isin(st.index[st["phase"].isin(p).fillna(False).astype(bool)])
+        if designs is not None:
+            d = self._check_names(_as_tuple(designs), set(vocab.DESIGNS), "design")
+            keep &= long["study"].isin(st.index[st["design"].isin(d).fillna(False).astype(bool)])
+        if studies is not None:
+            s = self._check_names(_as_tuple(studies), set(st.index), "study")
+            keep &= long["study"].isin(s)
+        if exclude_studies is not None:
+            s = self._check_names(_as_tuple(exclude_studies), set(st.index), "study")
+            keep &= ~long["study"].isin(s)
+        if treatments is not None:
+            t = _as_tuple(treatments)
+            nodes = set(self.arms["treatment"]) | set(self.arms["node"])
+            self._check_names(t, nodes | set(vocab.TREATMENTS), "treatment")
+            arm_ok = self.arms[self.arms["treatment"].isin(t) | self.arms["node"].isin(t)]
+            pairs = set(zip(arm_ok["study"], arm_ok["arm"]))
+            keep &= pd.Series([(a, b) in pairs for a, b in zip(long["study"], long["arm"])], index=long.index)
+        sub = long[keep]
+        return self._derived(sub)
+
+    def _derived(self, long: pd.DataFrame) -> TrialData:
+        prov = self.provenance
+        if prov is not None:
+            keys = set(zip(long["study"], long["arm"]))
+            prov = prov[[(s, a) in keys for s, a in zip(prov["study"], prov["arm"])]].reset_index(drop=True)
+        return TrialData(
+            long, name=self.name, provenance=prov, sources=self.sources, published=self.published,
+            extra_outcomes=self.extra_outcomes, extra_treatments=self.extra_treatments,
+        )
+
+    @staticmethod
+    def _check_names(names, known, what):
+        bad = [x for x in names if x not in known]
+        if bad:
+            raise ValueError(f"unknown {what}(s) {', '.join(map(repr, bad))}; known: {', '.join(sorted(map(str, known)))}")
+        return names
+
+    # ------------------------------------------------------------------ analysis tables
+    def arm_table(self, outcome: str) -> pd.DataFrame:
+        """One row per arm with known events and n for ``outcome``, with the arm's
+        treatment, regimen and node and the study's design, phase, year and study-level
+        covariates. Arms in this data without known counts are listed in
+        ``.attrs["excluded"]`` (study, arm, reason) — never dropped silently."""
+        self._check_names((outcome,), set(vocab.OUTCOMES) | set(self.extra_outcomes), "outcome")
+        rows = self.outcomes[self.outcomes["outcome"] == outcome]
+        known = rows.dropna(subset=["events", "n"])
+        arm_cols = ["study", "arm", "treatment", "regimen", "node", "arm_label", "timepoint_weeks"]
+        out = known[["study", "arm", "events", "n"]].merge(self.arms[arm_cols], on=["study", "arm"], how="left")
+        st = self.studies[["design", "phase", "year"] + list(schema.COVARIATES)]
+        out = out.merge(st, left_on="study", right_index=True, how="left")
+        out = out[arm_cols[:5] + ["events", "n"] + [c for c in out.columns if c not in arm_cols[:5] + ["events", "n"]]]
+        have = set(zip(known["study"], known["arm"]))
+        excl = []
+        for s, a in zip(self.arms["study"], self.arms["arm"]):
+            if (s, a) in have:
+                continue
+            r = rows[(rows["study"] == s) & (rows["arm"] == a)]
+            reason = f"{outcome} not reported" if r.empty else f"{outcome} count unknown (blank)"
+            excl.append({"study": s, "arm": a, "reason": reason})
+        out = out.reset_index(drop=True)
+        out.attrs["outcome"] = outcome
+        out.attrs["excluded"] = pd.DataFrame(excl, columns=["study", "arm", "reason"])
+        return out
+
+    def contrasts(
+        self,
+        outcome: str,
+        treat: str | Iterable[str] = ("tac",),
+        control: str | Iterable[str] | None = None,
+        *,
+        multi_arm: str = "pool",
+        on_missing: str = "exclude",
+    ) -> pd.DataFrame:
+        """Two-arm contrasts, one row per study.
+
+        ``treat`` / ``control`` are treatment labels or network nodes (``tac_duo``); the
+        default control is every arm not on the treat side. Where several arms fall on one
+        side (Li 2012, Amudalapalli 2025) they are pooled (events and n summed, Cochrane
+        Handbook §23.3.4; ``multi_arm="pool"``) or refused (``multi_arm="error"``); an arm
+        is never used on both sides or twice. Studies that cannot give a contrast
+        (single-arm, a side without known counts) are listed in ``.attrs["excluded"]`` with
+        the reason, or raise :class:`ContrastError` when ``on_missing="error"``.
+        """
+        if multi_arm not in ("pool", "error"):
+            raise ValueError("multi_arm must be 'pool' or 'error'")
+        if on_missing not in ("exclude", "error"):
+            raise ValueError("on_missing must be 'exclude' or 'error'")
+        t = _as_tuple(treat) or ()
+        c = _as_tuple(control)
+        labels = set(self.arms["treatment"]) | set(self.arms["node"]) | set(vocab.TREATMENTS)
+        labels |= {vocab.treatment_node("tac", r) for r in ("duo", "triple")}
+        self._check_names(t, labels, "treatment")
+        if c is not None:
+            self._check_names(c, labels, "treatment")
+            both = set(t) & set(c)
+            if both:
+                raise ContrastError(f"label(s) {sorted(both)} given for both treat and control")
+        at = self.arm_table(outcome)
+        rows, excluded = [], []
+        for study in self.studies.index:
+            s_arms = self.arms[self.arms["study"] == study]
+            is_t = s_arms["treatment"].isin(t) | s_arms["node"].isin(t)
+            is_c = ~is_t if c is None else (s_arms["treatment"].isin(c) | s_arms["node"].isin(c))
+            sub = at[at["study"] == study]
+            tk = sub[sub["arm"].isin(s_arms.loc[is_t, "arm"])]
+            ck = sub[sub["arm"].isin(s_arms.loc[is_c, "arm"])]
+            reason = None
+            if not is_t.any() and not is_c.any():
+                reason = "no arm matches the treat or control labels"
+            elif not is_t.any() or not is_c.any():
+                side = "treat" if not is_t.any() else "control"
+                reason = "single-arm study" if len(s_arms) == 1 else f"no {side} arm"
+            elif tk.empty and ck.empty:
+                reason = f"{outcome} not reported"
+            elif tk.empty or ck.empty:
+                reason = f"{outcome} counts unknown for the {'treat' if tk.empty else 'control'} arm(s)"
+            elif len(tk) < is_t.sum() or len(ck) < is_c.sum():
+                miss = sorted(set(s_arms.loc[is_t | is_c, "arm"]) - set(sub["arm"]))
+                reason = f"{outcome} counts unknown for arm(s) {', '.join(miss)}"
+            if reason is not None:
+                excluded.append({"study": study, "reason": reason})
+                continue
+            if multi_arm == "error" and (len(tk) > 1 or len(ck) > 1):
+                raise ContrastError(
+                    f"study {study!r} has {len(tk)} treat and {len(ck)} control arms for {outcome}; "
+                    "choose the arms with treat/control labels or use multi_arm='pool'"
+                )
+            first = sub.iloc[0]
+            regs = sorted(set(tk["regimen"].dropna()))
+            row = {
+                "study": study,
+                "events_t": int(tk["events"].sum()), "n_t": int(tk["n"].sum()),
+                "events_c": int(ck["events"].sum()), "n_c": int(ck["n"].sum()),
+                "treat_arms": ",".join(tk["arm"]), "control_arms": ",".join(ck["arm"]),
+                "regimen": "+".join(regs) if regs else pd.NA,
+                "design": first["design"], "phase": first["phase"], "year": first["year"],
+            }
+            for cov in schema.COVARIATES:
+                row[cov] = first[cov]
+            rows.append(row)
+        if excluded and on_missing == "error":
+            lines = "; ".join(f"{e['study']}: {e['reason']}" for e in excluded)
+            raise ContrastError(f"cannot form a {outcome} contrast for: {lines}")
+        cols = ["study", "events_t", "n_t", "events_c", "n_c", "treat_arms", "control_arms", "regimen", "design", "phase", "year", *schema.COVARIATES]
+        out = pd.DataFrame(rows, columns=cols)
+        for k in ("events_t", "n_t", "events_c", "n_c"):
+            out[k] = out[k].astype("int64")
+        out["year"] = out["year"].astype("Int64")
+        out.attrs.update(outcome=outcome, treat=t, control=c, multi_arm=multi_arm,
+                         excluded=pd.DataFrame(excluded, columns=["study", "reason"]))
+        return out
+
+    def multi_arm_studies(self) -> pd.DataFrame:
+        """Studies with more than two arms, with their arms and treatments."""
+        g = self.arms.groupby("study", sort=False)
+        out = pd.DataFrame({"n_arms": g.size(), "arms": g["arm"].apply(",".join), "nodes": g["node"].apply(",".join)})
+        return out[out["n_arms"] > 2]
+
+    # ------------------------------------------------------------------ output
+    def to_csv_text(self, *, drop_empty: bool = True) -> str:
+        """The documented CSV format (blank = unknown). Optional columns that are blank
+        everywhere are left out when ``drop_empty``."""
+        df = self._long.copy()
+        cols = [c for c in schema.ORDER if not (drop_empty and c not in schema.REQUIRED and df[c].isna().all())]
+        df = df[cols]
+        buf = io.StringIO()
+        out = pd.DataFrame(index=df.index)
+        for c in cols:
+            col = schema.BY_NAME[c]
+            s = df[c]
+            if col.type == "boolean":
+                out[c] = [("" if pd.isna(v) else ("true" if v else "false")) for v in s]
+            elif col.type == "number":
+                out[c] = [("" if pd.isna(v) else repr(float(v))) for v in s]
+            elif col.type == "integer":
+                out[c] = [("" if pd.isna(v) else str(int(v))) for v in s]
+            else:
+                out[c] = [("" if pd.isna(v) else str(v)) for v in s]
+        out.to_csv(buf, index=False, lineterminator="\n")
+        return buf.getvalue()
+
+    def to_csv(self, path: str | os.PathLike) -> Path:
+        """Write the documented CSV format atomically (temporary file, then rename)."""
+        path = Path(path)
+        text = self.to_csv_text()
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=path.parent if str(path.parent) else ".")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def fingerprint(self) -> str:
+        """sha256 of the canonical CSV text (all columns): identifies the data of a run."""
+        return hashlib.sha256(self.to_csv_text(drop_empty=False).encode()).hexdigest()
+
+    def equals(self, other: TrialData) -> bool:
+        return self.to_csv_text(drop_empty=False) == other.to_csv_text(drop_empty=False)

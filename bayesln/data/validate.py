@@ -1,0 +1,389 @@
+"""Reading and validating arm-level trial tables.
+
+Every problem in a file is collected (file, line, column, value, message) and reported
+together in one :class:`DataValidationError`; nothing is returned when anything is
+wrong. Line numbers are the lines a user sees in an editor (the header is line 1).
+For a DataFrame, "line" is the row's index label.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bayesln import vocab
+from bayesln.data import schema
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | str | None
+    column: str | None
+    value: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = [self.file]
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.column is not None:
+            where.append(f"column '{self.column}'")
+        val = "" if self.value is None else f" (value {self.value!r})"
+        return f"{', '.join(where)}: {self.message}{val}"
+
+
+class DataValidationError(ValueError):
+    """Raised with the complete list of problems found in one input."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        n = len(self.problems)
+        head = f"{n} problem{'s' if n != 1 else ''} found; nothing was loaded:"
+        super().__init__("\n".join([head] + [f"  - {p}" for p in self.problems]))
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _read_text(path: Path, label: str) -> str:
+    if not path.exists():
+        raise DataValidationError([Problem(label, None, None, None, "file not found")])
+    if path.is_dir():
+        raise DataValidationError([Problem(label, None, None, None, "is a directory, not a CSV file")])
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        bad = raw[exc.start : exc.start + 1].hex()
+        raise DataValidationError(
+            [
+                Problem(
+                    label, line, None, f"0x{bad}",
+                    f"the file is not UTF-8 text (undecodable byte at offset {exc.start}); "
+                    "save it as UTF-8 CSV",
+                )
+            ]
+        ) from None
+    if not text.strip():
+        raise DataValidationError([Problem(label, None, None, None, "the file is empty")])
+    return text
+
+
+def _rows_from_text(text: str, label: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    reader = csv.reader(io.StringIO(text))
+    rows: list[tuple[int, list[str]]] = []
+    header: list[str] | None = None
+    start = 1
+    try:
+        for rec in reader:
+            line = start
+            start = reader.line_num + 1
+            if header is None:
+                if not any(c.strip() for c in rec):
+                    continue
+                header = [c.strip() for c in rec]
+                header_line = line
+                continue
+            if not any(c.strip() for c in rec):
+                continue
+            rows.append((line, rec))
+    except csv.Error as exc:
+        raise DataValidationError([Problem(label, reader.line_num, None, None, f"malformed CSV: {exc}")]) from None
+    assert header is not None  # text is non-empty
+    problems: list[Problem] = []
+    if len(header) == 1:
+        for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+            if sep in header[0]:
+                raise DataValidationError(
+                    [
+                        Problem(
+                            label, header_line, None, header[0][:60],
+                            f"the header looks {name}-delimited; the arm-level format is comma-separated "
+                            "(e.g. re-export as 'CSV UTF-8 (comma delimited)')",
+                        )
+                    ]
+                )
+    for line, rec in rows:
+        if len(rec) != len(header):
+            problems.append(
+                Problem(label, line, None, None, f"has {len(rec)} fields but the header has {len(header)}")
+            )
+    if problems:
+        raise DataValidationError(problems)
+    return header, rows
+
+
+def _rows_from_frame(frame: pd.DataFrame) -> tuple[list[str], list[tuple[int | str, list[str]]]]:
+    header = [str(c).strip() for c in frame.columns]
+    rows = []
+    for idx, rec in zip(frame.index, frame.itertuples(index=False, name=None)):
+        cells = []
+        for v in rec:
+            if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT:
+                cells.append("")
+            elif isinstance(v, bool):
+                cells.append("true" if v else "false")
+            elif isinstance(v, float) and v.is_integer():
+                # integers held in a float column (pandas upcasts when NaN is present)
+                cells.append(repr(v))
+            else:
+                cells.append(str(v))
+        rows.append((idx, cells))
+    return header, rows
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def _parse_cell(col: schema.Column, raw: str, allowed_enum: Iterable[str] | None):
+    """Returns (value, error message or None). Blank -> (None, None)."""
+    s = raw.strip()
+    if s == "" or s.upper() in ("NA", "NAN"):
+        return None, None
+    if col.type == "string":
+        if allowed_enum is not None and s not in allowed_enum:
+            known = ", ".join(sorted(allowed_enum))
+            return None, f"unknown {col.name} label; known labels: {known}"
+        return s, None
+    if col.type == "integer":
+        try:
+            f = float(s)
+        except ValueError:
+            return None, "not a whole number"
+        if not math.isfinite(f) or not f.is_integer():
+            return None, "not a whole number"
+        v = int(f)
+    elif col.type == "number":
+        try:
+            v = float(s)
+        except ValueError:
+            return None, "not a number"
+        if not math.isfinite(v):
+            return None, "not a finite number"
+    elif col.type == "boolean":
+        low = s.lower()
+        if low in schema.TRUE_WORDS:
+            return True, None
+        if low in schema.FALSE_WORDS:
+            return False, None
+        return None, "not a boolean (use true/false)"
+    else:  # pragma: no cover - schema is static
+        raise AssertionError(col.type)
+    if col.minimum is not None and v < col.minimum:
+        if col.name == "n" and v == 0:
+            return None, "n = 0: an arm needs at least one patient"
+        if col.name in ("events", "n") or col.type == "integer":
+            return None, f"must be ≥ {col.minimum:g}"
+        return None, f"out of range [{col.minimum:g}, {col.maximum:g}]" if col.maximum is not None else f"must be ≥ {col.minimum:g}"
+    if col.maximum is not None and v > col.maximum:
+        if col.minimum is not None:
+            return None, f"out of range [{col.minimum:g}, {col.maximum:g}]"
+        return None, f"must be ≤ {col.maximum:g}"
+    return v, None
+
+
+_DTYPES = {"string": "string", "integer": "Int64", "number": "Float64", "boolean": "boolean"}
+
+
+def parse_table(
+    source: str | os.PathLike | pd.DataFrame,
+    *,
+    extra_outcomes: Iterable[str] = (),
+    extra_treatments: Iterable[str] = (),
+    require_contrast: bool = False,
+    label: str | None = None,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Parse and validate an arm-level table into a typed long DataFrame.
+
+    Returns ``(frame, ignored_columns)``. Raises :class:`DataValidationError` listing every
+    problem. ``require_contrast=True`` makes a study with fewer than two arms an error
+    (for analyses that form two-arm contrasts).
+    """
+    if isinstance(source, pd.DataFrame):
+        label = label or "<DataFrame>"
+        if source.shape[0] == 0:
+            raise DataValidationError([Problem(label, None, None, None, "the table has no rows")])
+        header, rows = _rows_from_frame(source)
+    else:
+        path = Path(source)
+        label = label or str(source)
+        header, rows = _rows_from_text(_read_text(path, label), label)
+        if not rows:
+            raise DataValidationError([Problem(label, None, None, None, "the file has a header but no data rows")])
+
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for i, h in enumerate(header):
+        if h in seen:
+            problems.append(Problem(label, 1 if not isinstance(source, pd.DataFrame) else None, h, None, "duplicate column name"))
+        seen[h] = i
+    missing = [c for c in schema.REQUIRED if c not in seen]
+    if missing:
+        problems.append(
+            Problem(
+                label, None, ", ".join(missing), None,
+                "missing required column(s); the arm-level format needs "
+                + ", ".join(schema.REQUIRED),
+            )
+        )
+    if problems:
+        raise DataValidationError(problems)
+    ignored = [h for h in header if h not in schema.BY_NAME]
+
+    enums = {
+        "outcome": set(vocab.OUTCOMES) | set(extra_outcomes),
+        "treatment": set(vocab.TREATMENTS) | set(extra_treatments),
+    }
+    present = [c for c in schema.COLUMNS if c.name in seen]
+    records: list[dict] = []
+    lines: list[int | str] = []
+    blank_outcome: list[bool] = []
+    for line, cells in rows:
+        blank_outcome.append(cells[seen["outcome"]].strip() == "")
+        rec: dict = {}
+        for col in present:
+            raw = cells[seen[col.name]]
+            allowed = enums.get(col.name) if col.extensible else (col.enum if col.enum else None)
+            val, err = _parse_cell(col, raw, allowed)
+            if err:
+                problems.append(Problem(label, line, col.name, raw.strip(), err))
+            rec[col.name] = val
+        records.append(rec)
+        lines.append(line)
+
+    # row-level rules
+    for line, rec, no_outcome in zip(lines, records, blank_outcome):
+        if rec.get("study") is None:
+            problems.append(Problem(label, line, "study", "", "study is blank"))
+        if rec.get("treatment") is None and not any(
+            p.line == line and p.column == "treatment" for p in problems
+        ):
+            problems.append(Problem(label, line, "treatment", "", "treatment is blank"))
+        if rec.get("arm") is None:
+            rec["arm"] = rec.get("treatment")
+        ev, n = rec.get("events"), rec.get("n")
+        if no_outcome and (ev is not None or n is not None):
+            problems.append(Problem(label, line, "outcome", "", "events or n given without an outcome"))
+        if ev is not None and n is not None and ev > n:
+            problems.append(Problem(label, line, "events", str(ev), f"events exceed n ({n})"))
+        if ev is not None and n is None and not _has_problem(problems, line, "n"):
+            problems.append(Problem(label, line, "n", "", "events given but n is blank"))
+
+    ok = [
+        (line, rec)
+        for line, rec in zip(lines, records)
+        if rec.get("study") is not None and rec.get("arm") is not None
+    ]
+    _check_duplicates(ok, label, problems)
+    _check_constant(ok, label, problems, schema.ARM_COLUMNS, ("study", "arm"), "arm")
+    _check_constant(ok, label, problems, schema.STUDY_COLUMNS, ("study",), "study")
+    _check_response_sums(ok, label, problems)
+    if require_contrast:
+        _check_two_arms(ok, label, problems)
+    if problems:
+        raise DataValidationError(problems)
+
+    frame = pd.DataFrame.from_records(records, columns=[c.name for c in present] + (["arm"] if "arm" not in seen else []))
+    for col in schema.COLUMNS:
+        if col.name not in frame.columns:
+            frame[col.name] = pd.Series([None] * len(frame), dtype=object)
+        frame[col.name] = frame[col.name].astype(object).where(frame[col.name].notna(), None)
+        frame[col.name] = pd.array(list(frame[col.name]), dtype=_DTYPES[col.type])
+    frame = frame[list(schema.ORDER)]
+    return frame, ignored
+
+
+def _has_problem(problems: list[Problem], line, column) -> bool:
+    return any(p.line == line and p.column == column for p in problems)
+
+
+def _check_duplicates(ok, label, problems):
+    first: dict[tuple, int | str] = {}
+    for line, rec in ok:
+        key = (rec["study"], rec["arm"], rec.get("outcome"))
+        if key in first:
+            what = f"outcome {key[2]!r}" if key[2] is not None else "an outcome-less row"
+            problems.append(
+                Problem(
+                    label, line, "arm", rec["arm"],
+                    f"duplicate (study, arm) for {what}: study {key[0]!r}, arm {key[1]!r} already on line {first[key]}",
+                )
+            )
+        else:
+            first[key] = line
+
+
+def _check_constant(ok, label, problems, columns, key_cols, level):
+    firsts: dict[tuple, tuple] = {}
+    for line, rec in ok:
+        key = tuple(rec[k] for k in key_cols)
+        if key not in firsts:
+            firsts[key] = (line, rec)
+            continue
+        fline, frec = firsts[key]
+        for c in columns:
+            if c == "arm":
+                continue
+            a, b = frec.get(c), rec.get(c)
+            if a is not None and b is not None and a != b:
+                problems.append(
+                    Problem(
+                        label, line, c, str(b),
+                        f"{level}-level column differs within {level} {' / '.join(map(str, key))} "
+                        f"(line {fline} has {a!r})",
+                    )
+                )
+
+
+def _check_response_sums(ok, label, problems):
+    by_arm: dict[tuple, dict[str, tuple]] = {}
+    for line, rec in ok:
+        o = rec.get("outcome")
+        if o in ("complete_response", "partial_response", "total_response") and rec.get("events") is not None:
+            by_arm.setdefault((rec["study"], rec["arm"]), {})[o] = (line, rec["events"])
+    for (study, arm), d in by_arm.items():
+        if "total_response" not in d:
+            continue
+        tline, total = d["total_response"]
+        for part in ("complete_response", "partial_response"):
+            if part in d and d[part][1] > total:
+                problems.append(
+                    Problem(
+                        label, d[part][0], "events", str(d[part][1]),
+                        f"{part} exceeds total_response ({total}, line {tline}) in study {study!r}, arm {arm!r}",
+                    )
+                )
+        if "complete_response" in d and "partial_response" in d:
+            cr, pr = d["complete_response"][1], d["partial_response"][1]
+            if cr + pr != total:
+                problems.append(
+                    Problem(
+                        label, tline, "events", str(total),
+                        f"complete ({cr}) + partial ({pr}) = {cr + pr} ≠ total_response in study {study!r}, arm {arm!r}",
+                    )
+                )
+
+
+def _check_two_arms(ok, label, problems):
+    arms: dict[str, set] = {}
+    first: dict[str, int | str] = {}
+    for line, rec in ok:
+        arms.setdefault(rec["study"], set()).add(rec["arm"])
+        first.setdefault(rec["study"], line)
+    for study, a in arms.items():
+        if len(a) < 2:
+            problems.append(
+                Problem(
+                    label, first[study], "study", study,
+                    "has only one arm, but a two-arm contrast was requested",
+                )
+            )
