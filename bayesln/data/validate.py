@@ -78,7 +78,12 @@ def _read_text(path: Path, label: str) -> str:
     return text
 
 
-def _rows_from_text(text: str, label: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+def _rows_from_text(
+    text: str, label: str
+) -> tuple[list[str], list[tuple[int, list[str]]], int, list[Problem]]:
+    """Header, well-formed rows, the header's line, and one problem per ragged row (a row
+    whose field count differs from the header's; it is left out of further checks so that
+    the other rows' problems are still reported)."""
     reader = csv.reader(io.StringIO(text))
     rows: list[tuple[int, list[str]]] = []
     header: list[str] | None = None
@@ -112,14 +117,17 @@ def _rows_from_text(text: str, label: str) -> tuple[list[str], list[tuple[int, l
                         )
                     ]
                 )
+    good = []
     for line, rec in rows:
         if len(rec) != len(header):
             problems.append(
                 Problem(label, line, None, None, f"has {len(rec)} fields but the header has {len(header)}")
             )
-    if problems:
+        else:
+            good.append((line, rec))
+    if problems and not good:
         raise DataValidationError(problems)
-    return header, rows
+    return header, good, header_line, problems
 
 
 def _rows_from_frame(frame: pd.DataFrame) -> tuple[list[str], list[tuple[int | str, list[str]]]]:
@@ -208,35 +216,37 @@ def parse_table(
     problem. ``require_contrast=True`` makes a study with fewer than two arms an error
     (for analyses that form two-arm contrasts).
     """
+    problems: list[Problem] = []
     if isinstance(source, pd.DataFrame):
         label = label or "<DataFrame>"
         if source.shape[0] == 0:
             raise DataValidationError([Problem(label, None, None, None, "the table has no rows")])
         header, rows = _rows_from_frame(source)
+        header_line = None
     else:
         path = Path(source)
         label = label or str(source)
-        header, rows = _rows_from_text(_read_text(path, label), label)
+        header, rows, header_line, problems = _rows_from_text(_read_text(path, label), label)
         if not rows:
             raise DataValidationError([Problem(label, None, None, None, "the file has a header but no data rows")])
 
-    problems: list[Problem] = []
+    header_problems: list[Problem] = []
     seen: dict[str, int] = {}
     for i, h in enumerate(header):
         if h in seen:
-            problems.append(Problem(label, 1 if not isinstance(source, pd.DataFrame) else None, h, None, "duplicate column name"))
+            header_problems.append(Problem(label, header_line, h, None, "duplicate column name"))
         seen[h] = i
     missing = [c for c in schema.REQUIRED if c not in seen]
     if missing:
-        problems.append(
+        header_problems.append(
             Problem(
-                label, None, ", ".join(missing), None,
+                label, header_line, ", ".join(missing), None,
                 "missing required column(s); the arm-level format needs "
                 + ", ".join(schema.REQUIRED),
             )
         )
-    if problems:
-        raise DataValidationError(problems)
+    if header_problems:  # the cells cannot be read without a usable header
+        raise DataValidationError(header_problems + problems)
     ignored = [h for h in header if h not in schema.BY_NAME]
 
     enums = {
@@ -290,7 +300,12 @@ def parse_table(
     if require_contrast:
         _check_two_arms(ok, label, problems)
     if problems:
-        raise DataValidationError(problems)
+        if isinstance(source, pd.DataFrame):  # index labels: keep the frame's row order
+            order = {line: i for i, line in enumerate(lines)}
+            key = lambda p: order.get(p.line, -1)  # noqa: E731
+        else:  # editor line numbers (ragged rows included); whole-file problems first
+            key = lambda p: -1 if p.line is None else p.line  # noqa: E731
+        raise DataValidationError(sorted(problems, key=key))
 
     frame = pd.DataFrame.from_records(records, columns=[c.name for c in present] + (["arm"] if "arm" not in seen else []))
     for col in schema.COLUMNS:
@@ -323,18 +338,23 @@ def _check_duplicates(ok, label, problems):
 
 
 def _check_constant(ok, label, problems, columns, key_cols, level):
-    firsts: dict[tuple, tuple] = {}
+    """A blank cell in an arm/study-level column is not a disagreement; every non-blank
+    value must equal the first non-blank value of its arm/study (whichever row has it)."""
+    firsts: dict[tuple, dict[str, tuple]] = {}
     for line, rec in ok:
         key = tuple(rec[k] for k in key_cols)
-        if key not in firsts:
-            firsts[key] = (line, rec)
-            continue
-        fline, frec = firsts[key]
+        known = firsts.setdefault(key, {})
         for c in columns:
             if c == "arm":
                 continue
-            a, b = frec.get(c), rec.get(c)
-            if a is not None and b is not None and a != b:
+            b = rec.get(c)
+            if b is None:
+                continue
+            if c not in known:
+                known[c] = (line, b)
+                continue
+            fline, a = known[c]
+            if a != b:
                 problems.append(
                     Problem(
                         label, line, c, str(b),

@@ -1,0 +1,250 @@
+"""One analysis = a spec run on a dataset: select → fit → gate → compare → run folder.
+
+The command line and the notebooks call these functions; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from bayesln.data import TrialData
+from bayesln.runs import atomic_run_dir, frame_records, write_json
+from bayesln.spec import Spec, SpecError, load_spec
+
+SUMMARY_FILES = ("summary.csv", "summary.json", "diagnostics.json", "comparison.csv", "usage.csv", "study_effects.csv")
+
+
+def _versions() -> dict:
+    out = {}
+    for pkg in ("bayesln", "pymc", "pytensor", "arviz", "numpy", "pandas", "nutpie"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def load_data_source(source: str) -> TrialData:
+    """A bundled dataset name or a CSV path."""
+    import bayesln
+
+    if source in bayesln.list_datasets() and not Path(source).exists():
+        return bayesln.load_dataset(source)
+    p = Path(source)
+    if not p.exists():
+        raise FileNotFoundError(
+            f"data {source!r} is neither a bundled dataset ({', '.join(bayesln.list_datasets())}) nor an existing file"
+        )
+    return bayesln.read_trials(p)
+
+
+def select_for_spec(td: TrialData, spec: Spec) -> TrialData:
+    """The studies the spec analyses (phase / design / study filters; all outcomes kept so
+    the arms without counts for the outcome are reported, not silently dropped)."""
+    d = spec.data
+    try:
+        return td.select(phases=d.phases, designs=d.designs, studies=d.studies,
+                         exclude_studies=d.exclude_studies or None)
+    except ValueError as exc:
+        raise SpecError(f"{spec.path or spec.name}: key 'data': {exc}") from None
+
+
+@dataclass
+class Analysis:
+    spec: Spec
+    data: TrialData
+    result: object  # FitResult
+    contrasts: pd.DataFrame
+    comparison: pd.DataFrame
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return self.result.status
+
+    def summary(self) -> pd.DataFrame:
+        return self.result.summary().reset_index()
+
+    def text_summary(self) -> str:
+        return summary_text(self.spec.name, self.spec.data.outcome, self.summary(), self.result.diagnostics.to_dict(),
+                            self.comparison)
+
+
+def run_analysis(spec: Spec | str | Path, *, data: TrialData | str | None = None, seed: int | None = None,
+                 draws: int | None = None, tune: int | None = None, chains: int | None = None,
+                 backend: str | None = None, progressbar: bool | None = None) -> Analysis:
+    """Fit the spec's model (core family) on its data (or on ``data``) and compare it
+    with the frequentist and published RRs."""
+    from bayesln.checks.compare import comparison_table
+    from bayesln.hierarchy import fit_core
+    from bayesln.hierarchy.diagnostics import GateThresholds
+
+    if not isinstance(spec, Spec):
+        spec = load_spec(spec)
+    spec = spec.with_overrides(seed=seed, draws=draws, tune=tune, chains=chains, backend=backend)
+    t0 = time.perf_counter()
+    if data is None:
+        td = load_data_source(spec.data_source())
+    elif isinstance(data, str):
+        td = load_data_source(data)
+    else:
+        td = data
+    sel = select_for_spec(td, spec)
+    d, m, s, g = spec.data, spec.model, spec.sampler, spec.gate
+    if m.family != "core":
+        raise SpecError(f"{spec.path or spec.name}: family {m.family!r} is run by its own command")
+    gate = GateThresholds(r_hat_max=g.r_hat, ess_bulk_min=g.ess_bulk, ess_tail_min=g.ess_tail,
+                          divergences_max=g.max_divergences, bfmi_min=g.bfmi)
+    t1 = time.perf_counter()
+    result = fit_core(
+        sel, d.outcome, treat=tuple(m.treat), baseline=m.baseline, effect_modifiers=tuple(m.effect_modifiers),
+        baseline_covariates=tuple(m.baseline_covariates), common_effect=m.common_effect,
+        parameterization=m.parameterization, priors=spec.priors_obj(), draws=s.draws, tune=s.tune,
+        chains=s.chains, target_accept=s.target_accept, backend=s.backend, seed=s.seed,
+        progressbar=progressbar, gate=gate,
+    )
+    t2 = time.perf_counter()
+    contrasts = sel.contrasts(d.outcome, treat=tuple(m.treat))
+    comparison = comparison_table(result, contrasts, outcome=d.outcome, published=_published_rows(td, d.outcome))
+    attrs = {
+        "spec": spec.to_json(), "spec_hash": spec.hash(), "data_fingerprint": sel.fingerprint(),
+        "data_name": td.name, "bayesln_versions": json.dumps(_versions()),
+    }
+    result.idata.attrs.update(attrs)
+    return Analysis(spec=spec, data=sel, result=result, contrasts=contrasts, comparison=comparison,
+                    timings={"load_s": t1 - t0, "fit_s": t2 - t1, "compare_s": time.perf_counter() - t2})
+
+
+def _published_rows(td: TrialData, outcome: str) -> pd.DataFrame | None:
+    """Published pooled RRs for this outcome with the recomputation on their own trials."""
+    if td.published is None:
+        return None
+    try:
+        from bayesln.frequentist.published import reproduce_published
+    except ImportError:  # pragma: no cover
+        return None
+    rep = reproduce_published(td)
+    rep = rep[rep["outcome"] == outcome]
+    if rep.empty:
+        return None
+    rows = []
+    for _, r in rep.iterrows():
+        rows.append({"outcome": outcome, "subgroup": r["subgroup"], "source": "published", "method": r["model"],
+                     "measure": r["measure"], "k": len(str(r["trials"]).split(";")), "trials": r["trials"],
+                     "estimate": r["estimate"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+                     "reason": f"Kraaij et al.; {r['reason']}" if r.get("reason") else "Kraaij et al.",
+                     "flag": not bool(r["reproduced"])})
+        if pd.notna(r.get("recomputed_estimate")):
+            rows.append({"outcome": outcome, "subgroup": r["subgroup"], "source": "recomputed", "method": "mantel_haenszel_fixed",
+                         "measure": r["measure"], "k": int(r.get("k_available", 0) or 0), "trials": r.get("trials_available", ""),
+                         "estimate": r["recomputed_estimate"], "ci_low": r["recomputed_ci_low"], "ci_high": r["recomputed_ci_high"],
+                         "reason": "reproduces the published figure" if r["reproduced"] else f"not reproduced: {r['reason']}",
+                         "flag": not bool(r["reproduced"])})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- text
+def _fmt(x) -> str:
+    return "NA" if x is None or pd.isna(x) else f"{x:.2f}"
+
+
+def summary_text(name: str, outcome: str, summary: pd.DataFrame, diagnostics: dict, comparison: pd.DataFrame) -> str:
+    lo, hi = [c for c in summary.columns if re.fullmatch(r"q\d+(\.\d+)?", str(c))][:2]
+    lines = [f"{name}: {outcome}"]
+    for _, r in summary.iterrows():
+        if pd.isna(r["median"]):  # a probability (P(OR > 1) etc.) is reported as its mean
+            lines.append(f"  {r['quantity']:<34} {r['mean']:.3f}")
+        else:
+            lines.append(f"  {r['quantity']:<34} {_fmt(r['median'])} ({lo} {_fmt(r[lo])}, {hi} {_fmt(r[hi])})")
+    verdict = diagnostics.get("verdict", "?")
+    lines.append(f"  diagnostics gate: {verdict}")
+    if comparison is not None and len(comparison):
+        lines.append("  comparison (RR, 95% interval):")
+        for _, r in comparison.iterrows():
+            if r["measure"] != "RR":
+                continue
+            tag = " [flag]" if bool(r["flag"]) else ""
+            lines.append(f"    {r['source']:<11} {r['method']:<38} {r['subgroup']:<6} {_fmt(r['estimate'])} "
+                         f"({_fmt(r['ci_low'])}-{_fmt(r['ci_high'])}){tag}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- run folders
+def save_analysis(analysis: Analysis, out: str | Path, *, name: str | None = None, figures: bool = True) -> Path:
+    """Write the run folder atomically; returns its path."""
+    name = name or analysis.spec.name
+    res = analysis.result
+    summary = analysis.summary()
+    diag = res.diagnostics.to_dict()
+    diag["parameters"] = frame_records(res.diagnostics.table)
+    with atomic_run_dir(out, name) as tmp:
+        from bayesln import _arviz
+
+        _arviz.to_netcdf(res.idata, tmp / "idata.nc")
+        summary.to_csv(tmp / "summary.csv", index=False, float_format="%.6g")
+        write_json(tmp / "summary.json", {"analysis": name, "outcome": analysis.spec.data.outcome, "status": res.status,
+                                          "summary": frame_records(summary)})
+        write_json(tmp / "diagnostics.json", diag)
+        analysis.comparison.to_csv(tmp / "comparison.csv", index=False, float_format="%.6g")
+        res.usage.to_csv(tmp / "usage.csv", index=False)
+        res.study_effects().to_csv(tmp / "study_effects.csv", index=False, float_format="%.6g")
+        write_json(tmp / "spec.json", analysis.spec.canonical())
+        (tmp / "data.csv").write_text(analysis.data.to_csv_text(), encoding="utf-8")
+        if figures:
+            from bayesln.plots import save_run_figures
+
+            save_run_figures(analysis, tmp / "figures")
+        files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+        write_json(tmp / "run.json", {"name": name, "status": res.status, "spec_hash": analysis.spec.hash(),
+                                      "data_fingerprint": analysis.data.fingerprint(), "seed": analysis.spec.sampler.seed,
+                                      "versions": _versions(), "timings_s": analysis.timings, "files": files + ["run.json"]})
+    from bayesln.runs import run_path
+
+    return run_path(out, name)
+
+
+@dataclass
+class LoadedRun:
+    path: Path
+    spec: Spec
+    idata: object
+    summary: pd.DataFrame
+    diagnostics: dict
+    comparison: pd.DataFrame
+    info: dict
+
+
+def load_run(path: str | Path, *, spec: Spec | str | Path | None = None, data: TrialData | str | None = None) -> LoadedRun:
+    """Load a run folder. With ``spec`` / ``data``, refuse (RunError) when they are not the
+    ones the run was made with."""
+    from bayesln import _arviz
+    from bayesln.runs import RunError
+    from bayesln.spec import spec_from_dict
+
+    p = Path(path)
+    if not (p / "run.json").is_file() or not (p / "idata.nc").is_file():
+        raise RunError(f"{p}: not a bayesln run folder (run.json / idata.nc missing)")
+    info = json.loads((p / "run.json").read_text(encoding="utf-8"))
+    stored = spec_from_dict(json.loads((p / "spec.json").read_text(encoding="utf-8")), label=str(p / "spec.json"))
+    if spec is not None:
+        sp = spec if isinstance(spec, Spec) else load_spec(spec)
+        if sp.hash() != info["spec_hash"]:
+            raise RunError(f"{p}: this run was made with a different spec (spec hash {info['spec_hash'][:12]}…, "
+                           f"given {sp.hash()[:12]}…); re-run `bayesln fit` with the new spec instead")
+    if data is not None:
+        td = load_data_source(data) if isinstance(data, str) else data
+        fp = select_for_spec(td, stored).fingerprint()
+        if fp != info["data_fingerprint"]:
+            raise RunError(f"{p}: this run was made with different data (fingerprint {info['data_fingerprint'][:12]}…, "
+                           f"given {fp[:12]}…); re-run `bayesln fit SPEC --data …` instead")
+    idata = _arviz.from_netcdf(str(p / "idata.nc"))
+    return LoadedRun(path=p, spec=stored, idata=idata, summary=pd.read_csv(p / "summary.csv"),
+                     diagnostics=json.loads((p / "diagnostics.json").read_text(encoding="utf-8")),
+                     comparison=pd.read_csv(p / "comparison.csv"), info=info)

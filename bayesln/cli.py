@@ -1,0 +1,240 @@
+"""The ``bayesln`` command: thin wrappers over the Python API.
+
+Exit codes: 0 success; 1 a fit failed the diagnostics gate (unless allowed);
+2 bad input (data, spec, arguments), with a one-paragraph message on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Bayesian evidence synthesis for binary trial outcomes (tacrolimus in lupus nephritis).",
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(no_args_is_help=True, help="Validate and show arm-level trial data.")
+app.add_typer(data_app, name="data")
+
+EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2
+
+
+class InputError(Exception):
+    """Bad input from the user: reported as one paragraph, exit code 2."""
+
+
+def _fail(message: str, code: int = EXIT_INPUT) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _load_data(source: str, **kw):
+    """A bundled dataset name or a CSV path."""
+    import bayesln
+
+    if source in bayesln.list_datasets() and not Path(source).exists():
+        return bayesln.load_dataset(source)
+    p = Path(source)
+    if not p.exists() and not source.lower().endswith((".csv", ".txt")):
+        raise InputError(
+            f"{source!r} is neither a bundled dataset ({', '.join(bayesln.list_datasets())}) nor an existing CSV file"
+        )
+    return bayesln.read_trials(p, **kw)
+
+
+def _input_errors():
+    from bayesln.data import ContrastError, DataValidationError
+
+    from bayesln.runs import RunError
+
+    errs: list[type[BaseException]] = [InputError, DataValidationError, ContrastError, FileNotFoundError, RunError]
+    try:
+        from bayesln.spec import SpecError
+
+        errs.append(SpecError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errs)
+
+
+def _run(fn):
+    """Run a command body, mapping input errors to exit 2 with one paragraph."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            return fn()
+    except typer.Exit:
+        raise
+    except _input_errors() as exc:
+        _fail(str(exc))
+    except ValueError as exc:  # the API's argument errors (unknown outcome, label, ...)
+        _fail(str(exc))
+
+
+# --------------------------------------------------------------------------- data
+@data_app.command("validate")
+def data_validate(
+    path: str = typer.Argument(..., help="CSV file in the arm-level format (or a bundled dataset name)."),
+    require_contrast: bool = typer.Option(False, "--require-contrast", help="Every study must have at least two arms."),
+    extra_outcome: list[str] = typer.Option([], "--extra-outcome", help="Accept an outcome label not in the vocabulary."),
+    extra_treatment: list[str] = typer.Option([], "--extra-treatment", help="Accept a treatment label not in the vocabulary."),
+) -> None:
+    """Validate a file; exit 0 when valid, 2 with every problem on stderr when not."""
+
+    def body():
+        import bayesln
+
+        if path in bayesln.list_datasets() and not Path(path).exists():
+            td = bayesln.load_dataset(path)
+        else:
+            td = bayesln.read_trials(
+                path, extra_outcomes=extra_outcome, extra_treatments=extra_treatment, require_contrast=require_contrast
+            )
+        k = len(td.studies)
+        known = td.outcomes.dropna(subset=["events", "n"])
+        typer.echo(
+            f"{path}: valid — {k} studies, {len(td.arms)} arms, {len(known)} known counts "
+            f"({known['study'].nunique()} studies with outcome counts)"
+        )
+
+    _run(body)
+
+
+@data_app.command("show")
+def data_show(
+    source: str = typer.Argument(..., help="Bundled dataset name (e.g. tacrolimus_ln) or CSV path."),
+    fmt: str = typer.Option("table", "--format", help="table | csv | json"),
+) -> None:
+    """Print a dataset. The CSV output is the documented arm-level format (valid input)."""
+
+    def body():
+        if fmt not in ("table", "csv", "json"):
+            raise InputError(f"--format must be table, csv or json, not {fmt!r}")
+        td = _load_data(source)
+        if fmt == "csv":
+            sys.stdout.write(td.to_csv_text())
+        elif fmt == "json":
+            import pandas as pd
+
+            long = td.long()
+            recs = [{k: (None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)) for k, v in r.items()} for r in long.to_dict("records")]
+            typer.echo(json.dumps(recs, indent=1, ensure_ascii=False))
+        else:
+            import pandas as pd
+
+            with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 500):
+                typer.echo(repr(td))
+                typer.echo(td.describe().to_string())
+
+    _run(body)
+
+
+# --------------------------------------------------------------------------- frequentist
+@app.command("frequentist")
+def frequentist(
+    data: str = typer.Argument(..., help="Bundled dataset name or CSV path."),
+    outcome: str = typer.Option(..., "--outcome", help="Outcome, e.g. total_response."),
+    treat: str = typer.Option("tac", "--treat", help="Treatment labels of the experimental side (comma-separated)."),
+    control: Optional[str] = typer.Option(None, "--control", help="Comparator labels (comma-separated); default: every other arm."),
+    measure: str = typer.Option("RR", "--measure", help="RR | OR | RD"),
+    method: str = typer.Option("mh", "--method", help="mh | iv | peto | dl | reml | pm"),
+    hksj: bool = typer.Option(False, "--hksj", help="Hartung–Knapp–Sidik–Jonkman interval (random effects)."),
+    subgroup: Optional[str] = typer.Option(None, "--subgroup", help="Column to split by, e.g. regimen."),
+    fmt: str = typer.Option("table", "--format", help="table | csv | json"),
+) -> None:
+    """Frequentist meta-analysis (Mantel–Haenszel, inverse variance, DL/REML/PM), matching metafor."""
+
+    def body():
+        from bayesln.frequentist.command import frequentist_command
+
+        text = frequentist_command(
+            data, outcome, [t for t in treat.split(",") if t], None if control is None else [c for c in control.split(",") if c],
+            measure=measure, method=method, hksj=hksj, subgroup=subgroup, fmt=fmt,
+        )
+        typer.echo(text)
+
+    _run(body)
+
+
+# --------------------------------------------------------------------------- fit / summarize
+@app.command("fit")
+def fit(
+    spec: str = typer.Argument(..., help="Analysis spec, e.g. models/total_response.toml."),
+    out: Path = typer.Option(Path("runs"), "--out", help="Folder that receives the run folder <out>/<name>/."),
+    data: Optional[str] = typer.Option(None, "--data", help="Run the spec on another dataset (bundled name or CSV)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run folder name (default: the spec's analysis.name)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Override the spec's seed."),
+    draws: Optional[int] = typer.Option(None, "--draws", help="Override posterior draws per chain."),
+    tune: Optional[int] = typer.Option(None, "--tune", help="Override tuning steps per chain."),
+    chains: Optional[int] = typer.Option(None, "--chains", help="Override the number of chains."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress display and no summary; only errors."),
+    allow_failed_gate: bool = typer.Option(False, "--allow-failed-gate", help="Exit 0 even when the diagnostics gate fails."),
+) -> None:
+    """Fit a spec and write an atomic run folder (idata.nc, summary, diagnostics, comparison, figures)."""
+
+    def body():
+        from bayesln.analysis import run_analysis, save_analysis
+        from bayesln.spec import load_spec
+
+        for flag, v in (("--draws", draws), ("--chains", chains)):
+            if v is not None and v < 1:
+                raise InputError(f"{flag} must be a positive integer, not {v}")
+        if tune is not None and tune < 0:
+            raise InputError(f"--tune must be zero or a positive integer, not {tune}")
+        sp = load_spec(spec)
+        if not quiet:
+            typer.echo(f"fitting {sp.name} ({sp.data.outcome}) …", err=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            analysis = run_analysis(sp, data=data, seed=seed, draws=draws, tune=tune, chains=chains,
+                                    progressbar=None if not quiet else False)
+        path = save_analysis(analysis, out, name=name)
+        if not quiet:
+            typer.echo(analysis.text_summary())
+            typer.echo(f"results written to {path}/ (summary.csv, comparison.csv, diagnostics.json, idata.nc, figures/)")
+        if analysis.status != "ok":
+            typer.echo(f"warning: {sp.name}: the diagnostics gate failed: {'; '.join(analysis.result.diagnostics.problems)}", err=True)
+            if not allow_failed_gate:
+                raise typer.Exit(EXIT_GATE)
+
+    _run(body)
+
+
+@app.command("summarize")
+def summarize(
+    run: Path = typer.Argument(..., help="A run folder written by `bayesln fit`."),
+    fmt: str = typer.Option("table", "--format", help="table | csv | json"),
+) -> None:
+    """Print a run's posterior summary, diagnostics verdict and comparison."""
+
+    def body():
+        from bayesln.analysis import load_run, summary_text
+
+        if fmt not in ("table", "csv", "json"):
+            raise InputError(f"--format must be table, csv or json, not {fmt!r}")
+        r = load_run(run)
+        if fmt == "csv":
+            sys.stdout.write(r.summary.to_csv(index=False))
+        elif fmt == "json":
+            typer.echo((run / "summary.json").read_text(encoding="utf-8"))
+        else:
+            typer.echo(summary_text(r.spec.name, r.spec.data.outcome, r.summary, r.diagnostics, r.comparison))
+
+    _run(body)
+
+
+def main() -> None:  # console-script entry point
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
