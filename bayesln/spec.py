@@ -118,6 +118,9 @@ class Spec(_Section):
     priors: dict[str, Any] = Field(default_factory=dict)
     sampler: SamplerSection = Field(default_factory=SamplerSection)
     gate: GateSection = Field(default_factory=GateSection)
+    #: prediction targets: names of targets defined in models/targets.toml, or inline
+    #: tables (validated by bayesln.predict when it is installed)
+    targets: list[str | dict[str, Any]] = Field(default_factory=list)
     path: str | None = Field(default=None, exclude=True)
 
     # -------------------------------------------------------------- derived
