@@ -87,7 +87,7 @@ datasets$bcg <- with(dat.bcg, mk(
   year = year, subgroup = alloc))
 sources$bcg <- "metafor::dat.bcg (metadat), ai = tpos, n1i = tpos + tneg, ci = cpos, n2i = cpos + cneg"
 
-datasets$egger2001 <- with(dat.egger2001, mk(study = study, ai = ai, n1i = n1i, ci = ci, n2i = n2i, year = year))
+datasets$egger2001 <- with(dat.egger2001, mk(study = paste(study, year), ai = ai, n1i = n1i, ci = ci, n2i = n2i, year = year))
 sources$egger2001 <- "metafor::dat.egger2001 (magnesium, mortality; one single-zero study)"
 
 datasets$nielweise2007 <- with(dat.nielweise2007, mk(
@@ -95,13 +95,24 @@ datasets$nielweise2007 <- with(dat.nielweise2007, mk(
 sources$nielweise2007 <- "metafor::dat.nielweise2007 (single-zero studies and one double-zero study, Yucel 2004)"
 
 y6 <- dat.yusuf1985[dat.yusuf1985$table == "6" & !is.na(dat.yusuf1985$ai), ]
-datasets$yusuf1985_t6 <- with(y6, mk(study = trial, ai = ai, n1i = n1i, ci = ci, n2i = n2i))
+datasets$yusuf1985_t6 <- with(y6, mk(study = paste(trial, id), ai = ai, n1i = n1i, ci = ci, n2i = n2i))
 sources$yusuf1985_t6 <- "metafor::dat.yusuf1985, table 6, complete rows (three double-zero studies)"
 
 c85 <- dat.collins1985a[!is.na(dat.collins1985a$b.xti) & !is.na(dat.collins1985a$b.xci), ]
 datasets$collins1985a <- with(c85, mk(
   study = paste(trial, year), ai = b.xti, n1i = nti, ci = b.xci, n2i = nci, year = year))
 sources$collins1985a <- "metafor::dat.collins1985a, outcome b (bleeding), studies with both counts"
+
+# A heterogeneous simulated set (bayesln batch test data) where metafor's REML Fisher
+# scoring does not converge with the default step and does with control=list(stepadj=0.5).
+datasets$reml_hard <- mk(
+  study = c("s0", "s1", "s2", "s3", "s4", "s5", "s6"),
+  ai = c(19, 13, 49, 47, 43, 25, 17), n1i = c(82, 56, 142, 124, 146, 43, 47),
+  ci = c(25, 30, 28, 61, 6, 13, 46), n2i = c(141, 172, 128, 164, 27, 28, 172))
+sources$reml_hard <- "simulated counts (numpy default_rng(1)); REML needs stepadj < 1"
+main_sets <- setdiff(names(datasets), "reml_hard")
+
+for (dn in names(datasets)) stopifnot(!anyDuplicated(datasets[[dn]]$study))
 
 # ---------------------------------------------------------------------------------------
 # Helpers
@@ -155,7 +166,7 @@ add_case <- function(case) cases[[length(cases) + 1L]] <<- case
 # escalc: effect sizes and sampling variances (defaults and the zero-cell options)
 # ---------------------------------------------------------------------------------------
 
-for (dn in names(datasets)) {
+for (dn in main_sets) {
   d <- datasets[[dn]]
   for (measure in c("RR", "OR", "RD")) {
     for (opt in c("", ", to=\"all\"", ", drop00=TRUE", ", add=0, to=\"none\"")) {
@@ -178,7 +189,7 @@ for (dn in names(datasets)) {
 
 full_extras <- c("tac_total", "tac_complete", "tac_triple_total", "bcg")
 
-for (dn in names(datasets)) {
+for (dn in main_sets) {
   d <- datasets[[dn]]
   has_year <- !is.null(d$year)
   for (measure in c("RR", "OR", "RD")) {
@@ -238,6 +249,51 @@ for (dn in names(datasets)) {
       add_case(case)
     }
   }
+}
+
+# ---------------------------------------------------------------------------------------
+# Zero-cell options (non-default add / to / drop00)
+# ---------------------------------------------------------------------------------------
+
+opt_specs <- list(
+  list(dn = "nielweise2007", kind = "rma.uni", measure = "RR", method = "REML", opts = list(drop00 = TRUE),
+       call = "rma(measure=\"RR\", ai=ai, n1i=n1i, ci=ci, n2i=n2i, data=d, slab=study, method=\"REML\", drop00=TRUE)"),
+  list(dn = "nielweise2007", kind = "rma.uni", measure = "OR", method = "DL", opts = list(to = "all"),
+       call = "rma(measure=\"OR\", ai=ai, n1i=n1i, ci=ci, n2i=n2i, data=d, slab=study, method=\"DL\", to=\"all\")"),
+  list(dn = "yusuf1985_t6", kind = "rma.uni", measure = "OR", method = "EE", opts = list(drop00 = TRUE),
+       call = "rma(measure=\"OR\", ai=ai, n1i=n1i, ci=ci, n2i=n2i, data=d, slab=study, method=\"EE\", drop00=TRUE)"),
+  list(dn = "yusuf1985_t6", kind = "rma.uni", measure = "RD", method = "PM", opts = list(to = "all"),
+       call = "rma(measure=\"RD\", ai=ai, n1i=n1i, ci=ci, n2i=n2i, data=d, slab=study, method=\"PM\", to=\"all\")"),
+  list(dn = "yusuf1985_t6", kind = "rma.mh", measure = "RR", method = "MH", opts = list(to = "all"),
+       call = "rma.mh(measure=\"RR\", ai=ai, n1i=n1i, ci=ci, n2i=n2i, data=d, slab=study, to=\"all\")"),
+  list(dn = "yusuf1985_t6", kind = "rma.mh", measure = "OR", method = "MH", opts = list(drop00 = FALSE),
+       call = "rma.mh(measure=\"OR\", ai=ai, n1i=n1i, ci=ci, n2i=n2i, data=d, slab=study, drop00=FALSE)"),
+  list(dn = "nielweise2007", kind = "rma.peto", measure = "OR", method = "PETO", opts = list(drop00 = FALSE),
+       call = "rma.peto(ai=ai, n1i=n1i, ci=ci, n2i=n2i, data=d, slab=study, drop00=FALSE)"),
+  list(dn = "reml_hard", kind = "rma.uni", measure = "RR", method = "REML", opts = list(default = TRUE),
+       call = "rma(measure=\"RR\", ai=ai, n1i=n1i, ci=ci, n2i=n2i, data=d, slab=study, method=\"REML\")"),
+  list(dn = "reml_hard", kind = "rma.uni", measure = "RR", method = "REML",
+       opts = list(reml_control = list(stepadj = 0.5)),
+       call = "rma(measure=\"RR\", ai=ai, n1i=n1i, ci=ci, n2i=n2i, data=d, slab=study, method=\"REML\", control=list(stepadj=0.5))"))
+for (s in opt_specs) {
+  d <- datasets[[s$dn]]
+  tag <- gsub("[^A-Za-z0-9]+", "_", paste(names(unlist(s$opts)), unlist(s$opts), sep = "_", collapse = "_"))
+  case <- list(id = sprintf("%s_%s_%s_z_%s", s$dn, s$measure, s$method, tag), kind = s$kind,
+               dataset = s$dn, source = sources[[s$dn]], measure = s$measure, method = s$method,
+               test = "z", options = if (isTRUE(s$opts$default)) NULL else s$opts,
+               data = data_json(d), call = s$call)
+  res <- tryCatch(suppressWarnings(run(s$call, d)), error = function(e) e)
+  if (inherits(res, "error")) {
+    case$error <- conditionMessage(res)
+    add_case(case)
+    next
+  }
+  case$result <- fit_json(res)
+  case$weights <- list(call = "weights(res)", value = num(weights(res)))
+  if (s$kind == "rma.uni") {
+    case$predict <- list(call = "predict(res)", value = pred_json(predict(res)))
+  }
+  add_case(case)
 }
 
 # ---------------------------------------------------------------------------------------
