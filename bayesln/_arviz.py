@@ -32,6 +32,8 @@ __all__ = [
     "loo",
     "make_inference_data",
     "mcse",
+    "plot_trace",
+    "psislw",
     "rhat",
     "to_netcdf",
 ]
@@ -90,12 +92,31 @@ def loo(idata: az.InferenceData, var_name: str | None = None, pointwise: bool = 
     return az.loo(idata, var_name=var_name, pointwise=pointwise)
 
 
+def psislw(log_ratios: np.ndarray, reff: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Pareto-smoothed importance log weights and Pareto k (Vehtari et al. 2024, JMLR
+    25:72); ``log_ratios`` has the draws on the last axis."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return az.psislw(log_ratios, reff=reff)
+
+
+def plot_trace(idata: az.InferenceData, var_names: Iterable[str] | None = None):
+    """Trace and rank plots (ArviZ ``plot_trace`` with rank bars) as one matplotlib figure."""
+    with warnings.catch_warnings():  # ArviZ 0.23 vs matplotlib 3.11 deprecation noise
+        warnings.simplefilter("ignore")
+        axes = az.plot_trace(idata, var_names=None if var_names is None else list(var_names), kind="rank_bars",
+                             compact=True, show=False)
+    return np.asarray(axes).ravel()[0].figure
+
+
 def to_netcdf(idata: az.InferenceData, path) -> str:
-    return idata.to_netcdf(str(path))
+    """Write NetCDF through h5netcdf (a dependency; netCDF4 is not), never pickling."""
+    return idata.to_netcdf(str(path), engine="h5netcdf")
 
 
 def from_netcdf(path) -> az.InferenceData:
-    return az.from_netcdf(str(path))
+    """Read a run's NetCDF file; plain arrays and attributes only, no code is executed."""
+    return az.from_netcdf(str(path), engine="h5netcdf")
 
 
 def drop_variables(ds: xr.Dataset, names: Iterable[str]) -> xr.Dataset:

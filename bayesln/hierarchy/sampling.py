@@ -1,0 +1,247 @@
+"""Sampling backends: nutpie (default when installed), PyMC's NUTS, NumPyro (when jax
+and numpyro are installed). Every call takes an explicit integer seed; the same seed
+and the same backend give the same draws.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pymc as pm
+import xarray as xr
+
+from bayesln import _arviz
+
+__all__ = ["BACKENDS", "SamplerSettings", "cached_nutpie_model", "clear_compiled_cache", "compile_nutpie", "compile_stats", "resolve_backend", "sample_model", "sample_nutpie_compiled"]
+
+BACKENDS = ("auto", "nutpie", "pymc", "numpyro")
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    target_accept: float = 0.99
+    cores: int | None = None
+
+    def __post_init__(self):
+        for k in ("draws", "tune", "chains"):
+            v = getattr(self, k)
+            if not isinstance(v, (int, np.integer)) or v < (1 if k != "tune" else 0):
+                raise ValueError(f"{k} must be a positive integer, got {v!r}")
+        if not 0.5 <= self.target_accept < 1:
+            raise ValueError(f"target_accept must be in [0.5, 1), got {self.target_accept}")
+
+
+def _has(mod: str) -> bool:
+    return importlib.util.find_spec(mod) is not None
+
+
+def resolve_backend(backend: str = "auto") -> str:
+    """``auto`` = nutpie if importable, else PyMC. ``numpyro`` needs jax and numpyro."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+    if backend == "auto":
+        return "nutpie" if _has("nutpie") else "pymc"
+    if backend == "nutpie" and not _has("nutpie"):
+        raise ImportError("backend='nutpie' needs the nutpie package (pip install nutpie)")
+    if backend == "numpyro" and not (_has("jax") and _has("numpyro")):
+        raise ImportError("backend='numpyro' needs jax and numpyro (pip install numpyro)")
+    return backend
+
+
+def default_progressbar(progressbar: bool | None) -> bool:
+    """Progress bar only when stderr is a terminal, unless set explicitly."""
+    if progressbar is not None:
+        return bool(progressbar)
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def check_seed(seed) -> int:
+    if seed is None or isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer (it is required, for reproducibility), got {seed!r}")
+    if seed < 0 or seed >= 2**63:
+        raise ValueError(f"seed must be in [0, 2**63), got {seed}")
+    return int(seed)
+
+
+def _clean_posterior(ds: xr.Dataset) -> xr.Dataset:
+    """Drop transformed (``*__``) variables that some backends store."""
+    return _arviz.drop_variables(ds, [v for v in ds.data_vars if str(v).endswith("__")])
+
+
+def _cores(settings: SamplerSettings) -> int:
+    if settings.cores is not None:
+        return settings.cores
+    return max(1, min(settings.chains, os.cpu_count() or 1))
+
+
+def compile_nutpie(model: pm.Model):
+    """Compile a PyMC model for nutpie once; swap data with ``compiled.with_data(
+    events_data=..., n_data=...)`` for refits of the same shape."""
+    import nutpie
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return nutpie.compile_pymc_model(model)
+
+
+#: compiled nutpie models of this process, keyed by model structure (see _structure_key)
+_COMPILED: dict[tuple, object] = {}
+_COMPILED_MAX = 8
+#: compile-cache counters of this process (each worker process of an executor has its own)
+_STATS = {"compiles": 0, "hits": 0}
+
+
+def clear_compiled_cache() -> None:
+    _COMPILED.clear()
+
+
+def compile_stats() -> dict:
+    """``{"compiles": ..., "hits": ..., "cached": ...}`` of this process's nutpie
+    compile cache (:func:`cached_nutpie_model`)."""
+    return {**_STATS, "cached": len(_COMPILED)}
+
+
+def reset_compile_stats() -> None:
+    _STATS.update(compiles=0, hits=0)
+
+
+def _structure_key(design) -> tuple:
+    """What fixes the compiled model apart from its data containers: the arm-to-study
+    map and treated flags (constants of the graph), the covariate names and the shapes of
+    the covariate matrices (data containers), and the length (not the labels) of every
+    coordinate. Two designs with the same key share one compiled model: events, n,
+    X_effect and Z_baseline are swapped with ``with_data`` and the coordinates relabelled.
+    Leave-one-trial-out refits of two-arm trials, prior-predictive SBC datasets and
+    held-out refits all hit the same entry."""
+    return (
+        design.baseline,
+        tuple(design.arm_study.tolist()),
+        tuple(design.treated.tolist()),
+        tuple(design.effect_names),
+        tuple(design.baseline_names),
+        tuple(design.X_effect.shape),
+        tuple(design.Z_baseline.shape),
+        tuple((k, len(v)) for k, v in design.coords.items()),
+    )
+
+
+def _relabel(compiled, design):
+    """The compiled model with ``design``'s data and coordinate labels."""
+    import dataclasses
+
+    import pandas as pd
+
+    data = {"events_data": design.events, "n_data": design.n}
+    shared = getattr(compiled, "shared_data", None) or getattr(compiled, "_shared_data", {})
+    if "X_effect" in shared:
+        data["X_effect"] = design.X_effect
+    if "Z_baseline" in shared:
+        data["Z_baseline"] = design.Z_baseline
+    out = compiled.with_data(**data)
+    coords = getattr(out, "_coords", None)
+    if coords is not None:
+        new = dict(coords)
+        for k, v in design.coords.items():
+            if k in new:
+                new[k] = pd.Index(list(v))
+        try:
+            out = dataclasses.replace(out, _coords=new)
+        except (TypeError, ValueError):  # pragma: no cover - another nutpie model class
+            pass
+    return out
+
+
+def cached_nutpie_model(model: pm.Model, design, key: tuple = ()):
+    """A compiled nutpie model for ``model``, reusing one compiled earlier in this
+    process for a model of the same structure (see :func:`_structure_key`; ``key`` adds
+    the priors and options); the data are swapped with ``with_data`` and the coordinate
+    labels replaced. ``model`` may be a function returning the model (called only when
+    nothing is cached). Counts compiles and hits in :func:`compile_stats`."""
+    full_key = (_structure_key(design), key)
+    compiled = _COMPILED.get(full_key)
+    if compiled is None:
+        if not isinstance(model, pm.Model) and callable(model):
+            model = model()
+        compiled = compile_nutpie(model)
+        _STATS["compiles"] += 1
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[full_key] = compiled
+    else:
+        _STATS["hits"] += 1
+    return _relabel(compiled, design)
+
+
+def sample_nutpie_compiled(compiled, settings: SamplerSettings, seed: int, progressbar: bool = False):
+    """Posterior and sample_stats (xarray Datasets) from a compiled nutpie model."""
+    import nutpie
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        idata = nutpie.sample(
+            compiled,
+            draws=settings.draws,
+            tune=settings.tune,
+            chains=settings.chains,
+            cores=_cores(settings),
+            seed=seed,
+            progress_bar=progressbar,
+            target_accept=settings.target_accept,
+            save_warmup=False,
+        )
+    return _clean_posterior(idata.posterior), idata.sample_stats
+
+
+def sample_model(
+    model: pm.Model,
+    *,
+    settings: SamplerSettings,
+    seed: int,
+    backend: str = "auto",
+    progressbar: bool | None = None,
+    compiled=None,
+) -> tuple[xr.Dataset, xr.Dataset, str]:
+    """Run NUTS on ``model``; returns (posterior, sample_stats, backend used).
+
+    ``compiled`` (nutpie only) is a model compiled by :func:`compile_nutpie` to reuse.
+    """
+    seed = check_seed(seed)
+    used = resolve_backend(backend)
+    progressbar = default_progressbar(progressbar)
+    if used == "nutpie":
+        if compiled is None:
+            compiled = compile_nutpie(model)
+        post, stats = sample_nutpie_compiled(compiled, settings, seed, progressbar)
+        return post, stats, used
+    kwargs = dict(
+        draws=settings.draws,
+        tune=settings.tune,
+        chains=settings.chains,
+        target_accept=settings.target_accept,
+        random_seed=seed,
+        progressbar=progressbar,
+        compute_convergence_checks=False,
+        return_inferencedata=True,
+        idata_kwargs={"log_likelihood": False},
+    )
+    if used == "pymc":
+        kwargs["cores"] = _cores(settings)
+        kwargs["nuts_sampler"] = "pymc"
+    else:
+        kwargs["nuts_sampler"] = "numpyro"
+        kwargs["cores"] = _cores(settings)
+    with model, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        idata = pm.sample(**kwargs)
+    return _clean_posterior(idata.posterior), idata.sample_stats, used

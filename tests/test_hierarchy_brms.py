@@ -1,0 +1,72 @@
+"""The core model against the pinned brms reference (validation/fixtures/brms_core.json,
+produced by validation/brms/reference_core.R: brms 2.18 / Stan 2.21, 4 x 5000 draws).
+
+Same model and priors: events | trials(n) ~ 0 + study + treat + (0 + treat | study),
+normal(0, 2.5) on the study intercepts and treat, half-normal(0.5) on the SD. The
+posterior median and the 2.5% / 97.5% quantiles of d and tau must agree within
+4 x the combined Monte-Carlo standard error, sqrt(mcse_brms^2 + mcse_bayesln^2), where
+the brms MCSE is posterior::mcse_quantile (in the fixture) and the bayesln MCSE is
+ArviZ's quantile MCSE (same definition, Vehtari et al. 2021).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayesln import _arviz
+from bayesln.hierarchy import fit_core
+
+FIXTURE = Path(__file__).resolve().parents[1] / "validation" / "fixtures" / "brms_core.json"
+QUANTILES = {"q2.5": 0.025, "q50": 0.5, "q97.5": 0.975}
+K_MCSE = 4.0
+
+pytestmark = [pytest.mark.slow, pytest.mark.r_reference]
+
+
+@pytest.fixture(scope="module")
+def fixture():
+    if not FIXTURE.exists():
+        pytest.skip(f"{FIXTURE} not generated yet (Rscript validation/brms/reference_core.R)")
+    return json.loads(FIXTURE.read_text())
+
+
+def arm_table(data: dict) -> pd.DataFrame:
+    df = pd.DataFrame(data)
+    # treat = 1 rows are the "treated" arm (TAC or BCG vaccine); every other arm keeps
+    # its own label as treatment and shares the study's baseline.
+    df["treatment"] = np.where(df["treat"] == 1, "treated", df["arm"].str.lower())
+    df["arm"] = df["arm"].str.lower()
+    return df[["study", "arm", "treatment", "events", "n"]]
+
+
+@pytest.mark.parametrize("name", ["total_response", "bcg", "complete_response", "complete_response_zeros"])
+def test_core_matches_brms(fixture, name):
+    ref = fixture["datasets"][name]
+    df = arm_table(ref["data"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the gate must pass too
+        res = fit_core(
+            df, name, treat=("treated",), direction="benefit", seed=20240611,
+            draws=2500, tune=1000, chains=4, prior_predictive=False,
+        )
+    assert res.status == "ok"
+    assert len(res.design.study_ids) == ref["n_studies"] and res.design.n_arms == ref["n_arms"]
+    post = res.idata.posterior
+    report = []
+    for par in ("d", "tau"):
+        draws = res.draws(par)
+        for key, prob in QUANTILES.items():
+            ours = float(np.quantile(draws, prob))  # numpy "linear" = R quantile type 7
+            mcse_ours = float(_arviz.mcse(post[[par]], method="quantile", prob=prob)[par])
+            theirs = ref[par]["quantiles"][key]
+            mcse_theirs = ref[par]["mcse_quantiles"][key]
+            tol = K_MCSE * np.hypot(mcse_ours, mcse_theirs)
+            report.append((par, key, ours, theirs, abs(ours - theirs), tol))
+    bad = [r for r in report if r[4] > r[5]]
+    assert not bad, "\n".join(f"{p} {k}: bayesln {o:.4f} brms {t:.4f} |diff| {d:.4f} > tol {tol:.4f}" for p, k, o, t, d, tol in bad)
