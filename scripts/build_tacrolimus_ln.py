@@ -6,8 +6,9 @@ The arm-level facts (counts, denominators, descriptors, notes) are copied from
 ``arms.csv`` of the sheet; the per-count provenance below is transcribed from the sheet's
 ``sources.md`` (one entry per count: read in a source, derived from a stated percentage
 and denominator, or derived arithmetically from other counts). The script checks every
-derived-from-percentage count (round(pct/100 × denominator) == count) and refuses to
-write anything when a check fails. Output is written to a temporary folder and renamed.
+derived-from-percentage count (round(pct/100 × denominator) == count; for the sources
+that truncate instead of rounding, floor(1000 × count / denominator) == 10 × pct) and
+refuses to write anything when a check fails. Output is written to a temporary folder and renamed.
 """
 
 from __future__ import annotations
@@ -175,7 +176,8 @@ ARM_FROM_SHEET = (
 def check_percentage(key, value, pct, denom) -> str | None:
     exact = pct / 100 * denom
     if key[:2] in TRUNCATED:
-        ok = abs(int(value * 1000 / denom) / 10 - pct) < 1e-9 or round(100 * value / denom, 1) == pct or abs(exact - value) < 0.5
+        # the source truncates to one decimal: floor(1000 v / d) == 10 pct (integer arithmetic)
+        ok = (1000 * value) // denom == round(10 * pct)
     else:
         ok = round(exact) == value
     return None if ok else f"{key}: {pct}% of {denom} = {exact:.2f} does not give {value}"
@@ -312,6 +314,7 @@ def main(argv=None) -> int:
     files = build(a.evidence)
     readme = a.out / "README.md"
     keep_readme = readme.read_text(encoding="utf-8") if readme.exists() else None
+    a.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=a.out.parent))
     try:
         for name, text in files.items():

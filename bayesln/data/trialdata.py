@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -21,6 +20,15 @@ class ContrastError(ValueError):
     """A two-arm contrast cannot be formed as requested."""
 
 
+def _csv_field(s: str) -> str:
+    """One CSV field, quoted when it holds a comma, a quote or a line break. (The csv
+    module with a "\\n" line terminator leaves a bare "\\r" unquoted, which no CSV reader
+    reads back.)"""
+    if any(ch in s for ch in ',"\r\n'):
+        return '"' + s.replace('"', '""') + '"'
+    return s
+
+
 def _as_tuple(x: str | Iterable[str] | None) -> tuple[str, ...] | None:
     if x is None:
         return None
@@ -35,8 +43,9 @@ class TrialData:
     Attributes
     ----------
     studies : DataFrame indexed by ``study``: design, phase, year, bibliographic columns,
-        and study-level covariates (the n-weighted mean over the arms that report the
-        value; flags are true when any arm is flagged).
+        and study-level covariates: the n-weighted mean of the arms' values (weights
+        n_analysed, else n_randomized, else equal), missing when any arm's value is
+        missing; flags are true when any arm is flagged (missing when any is missing).
     arms : DataFrame, one row per (study, arm): treatment, regimen, ``node`` (network
         node, e.g. ``tac_triple``), denominators, arm-level covariates.
     outcomes : DataFrame, long: study, arm, outcome, events, n (nullable Int64). A blank
@@ -87,28 +96,33 @@ class TrialData:
     def _build_studies(long: pd.DataFrame, arms: pd.DataFrame) -> pd.DataFrame:
         cols = ["study"] + list(schema.STUDY_COLUMNS)
         studies = long[cols].groupby("study", sort=False).first()
-        n_arms = arms.groupby("study", sort=False).size()
-        studies.insert(0, "n_arms", n_arms.reindex(studies.index).astype("Int64"))
-        # arm weights for study-level covariates: analysed n, else randomised n, else equal
-        w = arms["n_analysed"].astype("Float64").fillna(arms["n_randomized"].astype("Float64"))
-        w = w.fillna(1.0)
+        groups: dict[str, list[int]] = {}
+        for i, s in enumerate(arms["study"]):
+            groups.setdefault(s, []).append(i)
+        studies.insert(0, "n_arms", pd.array([len(groups[s]) for s in studies.index], dtype="Int64"))
+        # Arm weights for study-level covariates: the analysed n, else the randomised n;
+        # when some arm has neither, the arms are weighted equally.
+        n_an = arms["n_analysed"].to_numpy(dtype=float, na_value=np.nan)
+        n_ra = arms["n_randomized"].to_numpy(dtype=float, na_value=np.nan)
+        w_all = np.where(np.isnan(n_an), n_ra, n_an)
         for cov in schema.COVARIATES:
             col = schema.BY_NAME[cov]
-            vals = arms[cov]
-            out = {}
-            for study, idx in arms.groupby("study", sort=False).groups.items():
-                v = vals.loc[idx]
-                known = v.notna()
-                if not known.any():
-                    out[study] = pd.NA
+            vals = arms[cov].to_numpy(dtype=object, na_value=None)
+            out = []
+            for study in studies.index:
+                idx = groups[study]
+                v = [vals[i] for i in idx]
+                if any(x is None for x in v):
+                    out.append(pd.NA)  # missing when any arm is missing (ARCHITECTURE.md)
                 elif col.type == "boolean":
-                    out[study] = bool(v[known].astype(bool).any())
+                    out.append(bool(any(v)))
                 else:
-                    vv = v[known].astype(float).to_numpy()
-                    ww = w.loc[idx][known].astype(float).to_numpy()
-                    out[study] = float(np.sum(vv * ww) / np.sum(ww))
+                    w = w_all[idx]
+                    if np.isnan(w).any():
+                        w = np.ones(len(idx))
+                    out.append(float(np.dot(np.asarray(v, dtype=float), w) / w.sum()))
             dtype = "boolean" if col.type == "boolean" else "Float64"
-            studies[cov] = pd.array([out[s] for s in studies.index], dtype=dtype)
+            studies[cov] = pd.array(out, dtype=dtype)
         return studies
 
     @classmethod
@@ -181,7 +195,8 @@ class TrialData:
             keep &= ~long["study"].isin(s)
         if treatments is not None:
             t = _as_tuple(treatments)
-            nodes = set(self.arms["treatment"]) | set(self.arms["node"])
+            nodes = set(self.arms["treatment"]) | set(self.arms["node"]) | set(self.extra_treatments)
+            nodes |= {vocab.treatment_node("tac", r) for r in vocab.REGIMENS}
             self._check_names(t, nodes | set(vocab.TREATMENTS), "treatment")
             arm_ok = self.arms[self.arms["treatment"].isin(t) | self.arms["node"].isin(t)]
             pairs = set(zip(arm_ok["study"], arm_ok["arm"]))
@@ -272,6 +287,12 @@ class TrialData:
             s_arms = self.arms[self.arms["study"] == study]
             is_t = s_arms["treatment"].isin(t) | s_arms["node"].isin(t)
             is_c = ~is_t if c is None else (s_arms["treatment"].isin(c) | s_arms["node"].isin(c))
+            if (is_t & is_c).any():  # e.g. treat="tac_triple", control="tac"
+                both_arms = ", ".join(s_arms.loc[is_t & is_c, "arm"])
+                raise ContrastError(
+                    f"study {study!r}: arm(s) {both_arms} match both the treat {list(t)} and the "
+                    f"control {list(c)} labels; an arm can be on one side only"
+                )
             sub = at[at["study"] == study]
             tk = sub[sub["arm"].isin(s_arms.loc[is_t, "arm"])]
             ck = sub[sub["arm"].isin(s_arms.loc[is_c, "arm"])]
@@ -333,22 +354,20 @@ class TrialData:
         everywhere are left out when ``drop_empty``."""
         df = self._long.copy()
         cols = [c for c in schema.ORDER if not (drop_empty and c not in schema.REQUIRED and df[c].isna().all())]
-        df = df[cols]
-        buf = io.StringIO()
-        out = pd.DataFrame(index=df.index)
+        out = []
         for c in cols:
             col = schema.BY_NAME[c]
-            s = df[c]
+            s = df[c].to_numpy(dtype=object, na_value=None)
             if col.type == "boolean":
-                out[c] = [("" if pd.isna(v) else ("true" if v else "false")) for v in s]
+                out.append(["" if v is None else ("true" if v else "false") for v in s])
             elif col.type == "number":
-                out[c] = [("" if pd.isna(v) else repr(float(v))) for v in s]
+                out.append(["" if v is None else repr(float(v)) for v in s])
             elif col.type == "integer":
-                out[c] = [("" if pd.isna(v) else str(int(v))) for v in s]
+                out.append(["" if v is None else str(int(v)) for v in s])
             else:
-                out[c] = [("" if pd.isna(v) else str(v)) for v in s]
-        out.to_csv(buf, index=False, lineterminator="\n")
-        return buf.getvalue()
+                out.append(["" if v is None else _csv_field(str(v)) for v in s])
+        lines = [",".join(cols)] + [",".join(row) for row in zip(*out)]
+        return "\n".join(lines) + "\n"
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write the documented CSV format atomically (temporary file, then rename)."""

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bayesln import vocab
@@ -136,13 +137,17 @@ def _rows_from_frame(frame: pd.DataFrame) -> tuple[list[str], list[tuple[int | s
     for idx, rec in zip(frame.index, frame.itertuples(index=False, name=None)):
         cells = []
         for v in rec:
-            if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT:
+            if v is None or v is pd.NA or v is pd.NaT:
                 cells.append("")
-            elif isinstance(v, bool):
+            elif isinstance(v, (bool, np.bool_)):
                 cells.append("true" if v else "false")
-            elif isinstance(v, float) and v.is_integer():
+            elif isinstance(v, (float, np.floating)):
+                # repr of the Python float: exact, and never numpy's "np.float64(24.0)";
                 # integers held in a float column (pandas upcasts when NaN is present)
-                cells.append(repr(v))
+                # are read back as whole numbers by the integer columns
+                cells.append("" if math.isnan(v) else repr(float(v)))
+            elif isinstance(v, (int, np.integer)):
+                cells.append(str(int(v)))
             else:
                 cells.append(str(v))
         rows.append((idx, cells))
@@ -230,6 +235,7 @@ def parse_table(
         if not rows:
             raise DataValidationError([Problem(label, None, None, None, "the file has a header but no data rows")])
 
+    header, rows = _drop_unnamed_empty_columns(header, rows)
     header_problems: list[Problem] = []
     seen: dict[str, int] = {}
     for i, h in enumerate(header):
@@ -315,6 +321,20 @@ def parse_table(
         frame[col.name] = pd.array(list(frame[col.name]), dtype=_DTYPES[col.type])
     frame = frame[list(schema.ORDER)]
     return frame, ignored
+
+
+def _drop_unnamed_empty_columns(header, rows):
+    """Spreadsheets often export trailing columns with a blank name and no values: they are
+    dropped. A blank-named column that holds values is named "(unnamed column k)" (k is
+    its 1-based position) so that it is reported, and ignored, like any unknown column."""
+    unnamed = [i for i, h in enumerate(header) if h == ""]
+    if not unnamed:
+        return header, rows
+    empty = {i for i in unnamed if all(not cells[i].strip() for _, cells in rows)}
+    keep = [i for i in range(len(header)) if i not in empty]
+    header = [header[i] or f"(unnamed column {i + 1})" for i in keep]
+    rows = [(line, [cells[i] for i in keep]) for line, cells in rows]
+    return header, rows
 
 
 def _has_problem(problems: list[Problem], line, column) -> bool:
