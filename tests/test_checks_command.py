@@ -1,0 +1,76 @@
+"""``check_command`` on a run folder written by ``bayesln fit`` (run_analysis + save_analysis)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bayesln.checks import check_command, run_checks
+from bayesln.checks.command import CheckInputError
+
+pytestmark = pytest.mark.slow
+
+SPEC = Path(__file__).resolve().parents[1] / "models" / "total_response.toml"
+OPTS = dict(draws=300, tune=300, chains=2, tau_priors=["half_normal(1)"], d_priors=["normal(0, 10)"])
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from bayesln.analysis import run_analysis, save_analysis
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        a = run_analysis(SPEC, draws=300, tune=300, chains=2, progressbar=False)
+        return save_analysis(a, tmp_path_factory.mktemp("runs"), figures=False)
+
+
+def test_fit_writes_published_and_recomputed_rows(run_dir):
+    """comparison.csv of `bayesln fit` holds the published figures of the outcome with
+    their recomputation (triple therapy: published 1.37 (1.21-1.56), reproduced)."""
+    c = pd.read_csv(run_dir / "comparison.csv")
+    assert {"published", "recomputed", "frequentist", "bayesian"} <= set(c["source"])
+    tri = c[(c["subgroup"] == "triple") & (c["source"].isin(["published", "recomputed"]))]
+    assert len(tri) == 2 and tri["reproduced"].all()
+    assert tri["estimate"].round(2).tolist() == [1.37, 1.37]
+    pub_all = c[(c["subgroup"] == "all") & (c["source"] == "published")].iloc[0]
+    assert not pub_all["reproduced"] and pub_all["flag"] and "chen2011" in pub_all["reason"]
+
+
+def test_check_command_table(run_dir):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        text = check_command(str(run_dir), **OPTS)
+    for section in ("Frequentist comparison", "Posterior predictive checks", "Leave-one-study-out",
+                    "Influence", "Prior sensitivity", "Model comparison"):
+        assert section in text
+    assert "bundled dataset 'tacrolimus_ln'" in text
+    assert "triple" in text and "1.37 (1.21-1.56)" in text
+    assert "common effect" in text
+
+
+def test_check_command_json_and_save(run_dir, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        out = json.loads(check_command(str(run_dir), fmt="json", **{**OPTS, "models": False}))
+        rep = run_checks(run_dir, **{**OPTS, "sensitivity": False, "models": False, "comparison": False})
+    assert out["outcome"] == "total_response" and out["info"]["seed"] == 20261122
+    assert {"comparison", "ppc", "loo", "loo_summary", "influence", "sensitivity"} <= set(out)
+    assert "models" not in out
+    assert len(out["ppc"]) == 13  # arms of the six induction RCTs (one three-arm)
+    assert {r["study"] for r in out["loo"]} == {r["study"] for r in out["influence"]} - {"(none)"}
+    folder = rep.save(tmp_path / "checks")
+    written = {p.name for p in folder.iterdir()}
+    assert {"ppc.csv", "loo.csv", "influence.csv", "checks.json", "ppc.png", "influence.png"} <= written
+
+
+def test_check_command_rejects_bad_input(run_dir, tmp_path):
+    with pytest.raises(CheckInputError, match="format"):
+        check_command(str(run_dir), fmt="xml")
+    with pytest.raises(CheckInputError, match="alpha"):
+        check_command(str(run_dir), alpha=2.0)
+    with pytest.raises(ValueError, match="not a bayesln run folder"):
+        check_command(str(tmp_path))
