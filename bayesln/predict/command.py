@@ -1,0 +1,155 @@
+"""The command-line face of predictions: ``bayesln predict RUN|SPEC [--target NAME]
+[--format table|csv|json]`` calls :func:`predict_command` and prints its result.
+
+* ``RUN`` is a run folder written by ``bayesln fit``: the fit is rebuilt from the stored
+  InferenceData and the stored ``spec.json`` + ``data.csv`` (the design, i.e. the
+  covariate transforms, is recomputed and checked against the transforms stored in the
+  InferenceData; no refit).
+* ``SPEC`` is an analysis spec: the model is fitted first (as ``bayesln fit`` would).
+
+Targets: ``--target NAME`` (a name in ``models/targets.toml`` or in ``targets.toml``
+beside the spec), else the spec's ``targets``, else every shipped target.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from bayesln.predict.prediction import PredictionSet, predict
+from bayesln.predict.targets import resolve_targets
+
+__all__ = ["FORMATS", "load_run_result", "predict_command", "predictions_for"]
+
+FORMATS = ("table", "csv", "json")
+
+
+def load_run_result(path: str | Path):
+    """``(FitResult, Spec)`` of a run folder, without refitting: the InferenceData is
+    read back and the :class:`~bayesln.hierarchy.design.Design` is rebuilt from the run's
+    ``spec.json`` and ``data.csv``; the rebuilt covariate transforms and study list must
+    equal the ones stored with the draws (RunError otherwise)."""
+    import warnings
+
+    from bayesln.analysis import load_run
+    from bayesln.data import read_trials
+    from bayesln.hierarchy import build_design
+    from bayesln.hierarchy.diagnostics import GateThresholds, run_gate
+    from bayesln.hierarchy.result import FitResult
+    from bayesln.runs import RunError
+
+    p = Path(path)
+    run = load_run(p)
+    spec = run.spec
+    if spec.model.family != "core":
+        raise RunError(f"{p}: predictions need a core-model run (family 'core'), this run is {spec.model.family!r}")
+    data_file = p / "data.csv"
+    if not data_file.is_file():
+        raise RunError(f"{p}: data.csv missing; cannot rebuild the design of this run")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        td = read_trials(data_file)
+        m = spec.model
+        design = build_design(td, spec.data.outcome, treat=tuple(m.treat), baseline=m.baseline,
+                              effect_modifiers=tuple(m.effect_modifiers or ()), baseline_covariates=tuple(m.baseline_covariates),
+                              warn=False)
+    idata = run.idata
+    post = idata.posterior
+    stored = post.attrs.get("covariate_transforms")
+    if stored is not None and json.loads(stored) != json.loads(design.transforms_json()):
+        raise RunError(f"{p}: the covariate transforms rebuilt from data.csv differ from those stored with the draws; "
+                       "the run folder is inconsistent - refit it")
+    if "study" in post.coords and [str(s) for s in post["study"].values] != list(design.study_ids):
+        raise RunError(f"{p}: the studies rebuilt from data.csv differ from those stored with the draws - refit it")
+    g = spec.gate
+    gate = GateThresholds(r_hat_max=g.r_hat, ess_bulk_min=g.ess_bulk, ess_tail_min=g.ess_tail,
+                          divergences_max=g.max_divergences, bfmi_min=g.bfmi)
+    stats = idata.sample_stats if "sample_stats" in idata.groups() else None
+    diag = run_gate(post, stats, gate, warn=False)
+    config = json.loads(post.attrs.get("model_config", "{}"))
+    seed = int(post.attrs.get("seed", spec.sampler.seed))
+    return FitResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed,
+                     backend=str(post.attrs.get("backend", ""))), spec
+
+
+def predictions_for(result, targets, *, seed: int, search=(), targets_file=None, **kw) -> PredictionSet:
+    tg = resolve_targets(targets, search=search, targets_file=targets_file)
+    return PredictionSet([predict(result, t, seed=seed, targets_file=targets_file, **kw) for t in tg])
+
+
+def predict_command(run_or_spec: str, target: str | None = None, fmt: str = "table", *, seed: int | None = None,
+                    draws: int | None = None, margin: float | None = None, ci: float = 0.95,
+                    targets_file: str | None = None, progressbar: bool | None = False) -> str:
+    """Predictions for a run folder or a spec, as text (``table``), CSV or JSON.
+
+    JSON: ``{"predictions": [one record per target, quantity and level with target,
+    outcome, quantity, label, level, median, lower, upper, mean, ci_level, flags and the
+    compact extrapolation report], "extrapolation": {"<target>/<outcome>": full report}}``.
+
+    Raises TargetError / SpecError / RunError / FileNotFoundError / ValueError with a
+    message naming the problem (the CLI maps them to exit code 2)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    p = Path(run_or_spec)
+    if p.is_dir():
+        result, spec = load_run_result(p)
+        search = [p]
+    elif p.is_file():
+        from bayesln.analysis import run_analysis
+        from bayesln.spec import load_spec
+
+        spec = load_spec(p)
+        search = [p.parent]
+        # resolve the targets before sampling: an unknown name fails in a second, not after a fit
+        resolve_targets([target] if target else (list(spec.targets) or None), search=search, targets_file=targets_file)
+        result = run_analysis(spec, progressbar=progressbar).result
+    else:
+        raise FileNotFoundError(f"{run_or_spec}: neither a run folder nor a spec file")
+    targets = [target] if target else (list(spec.targets) or None)
+    seed = spec.sampler.seed if seed is None else seed
+    preds = predictions_for(result, targets, seed=seed, search=search, targets_file=targets_file, draws=draws,
+                            margin=margin, ci=ci)
+    return format_predictions(preds, fmt, status=result.status)
+
+
+def format_predictions(preds: PredictionSet, fmt: str = "table", status: str | None = None) -> str:
+    if fmt == "json":
+        d = preds.to_dict()
+        if status is not None:
+            d["fit_status"] = status
+        return json.dumps(_clean(d), indent=1, allow_nan=False)
+    table = preds.table()
+    if fmt == "csv":
+        return table.to_csv(index=False, float_format="%.6g")
+    lines = []
+    if status is not None and status != "ok":
+        lines.append(f"WARNING: the fit failed its diagnostics gate (status {status!r}); treat these numbers with care.\n")
+    for pr in preds:
+        lines.append(pr.text())
+        t = pr.table()
+        t = t[["quantity", "level", "median", "lower", "upper", "mean", "prior_share"]].copy()
+        with pd.option_context("display.width", 160, "display.max_columns", 20):
+            lines.append("\n".join("    " + s for s in t.to_string(index=False, float_format=lambda x: f"{x:.3g}").splitlines()))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _clean(o):
+    """NaN / inf -> None, numpy scalars -> Python (strict JSON)."""
+    import math
+
+    import numpy as np
+
+    if isinstance(o, dict):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, (np.bool_,)):
+        return bool(o)
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (float, np.floating)):
+        return float(o) if math.isfinite(float(o)) else None
+    return o

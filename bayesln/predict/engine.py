@@ -1,0 +1,561 @@
+"""From a fitted core model and a target to draws of arm-level log odds.
+
+For a target with covariates x (effect modifiers, transformed as in the fit) and z
+(baseline covariates), comparator c and TAC regimen r, per posterior draw s::
+
+    population level (the population-average effect, a "typical trial"):
+        eta_C = b_s + A_C . beta_s
+        eta_T = b_s + d_s + A_T . beta_s + sum_k Delta_ks (x_k - xbar_k)
+    new trial / new clinic in that population:
+        d_s -> d_s + tau_s * e_s,  b_s -> b_s + sigma_mu_s * e'_s
+
+``A_T`` / ``A_C`` are the design rows of a TAC arm and a comparator arm of the target
+(see :mod:`bayesln.hierarchy.design`; comparator indicators enter the control arm with a
+minus sign). The baseline ``b_s`` (log odds of the comparator arm before its comparator
+indicator) is, in order of precedence:
+
+* the target's ``baseline_risk`` (draws of its distribution; the same at both levels:
+  it is taken to describe the target setting's comparator-arm risk, so it is not widened
+  again by sigma_mu);
+* exchangeable baselines: ``m + z . gamma + sum_k Gamma_k (z_k - zbar_k)`` (typical trial)
+  and, for a new trial, ``+ sigma_mu * e'``;
+* independent baselines (no baseline model): the average of the included trials'
+  ``mu_i`` (population) and one included trial's ``mu_i`` drawn at random (new trial),
+  plus the baseline extrapolation terms.
+
+``Delta_k`` / ``Gamma_k`` are the extrapolation terms of :mod:`bayesln.predict.priors`,
+drawn from their priors (independent of the posterior: the data say nothing about them).
+
+The engine is looked up by the type of the fit result (:func:`engine_for`), so other
+model families (e.g. the ordinal CR / PR model) can register their own.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayesln.hierarchy.priors import Prior
+from bayesln.hierarchy.result import FitResult
+from bayesln.predict.priors import (
+    DEFAULT_BASELINE_EXTRAPOLATION_PRIORS,
+    DEFAULT_EXTRAPOLATION_PRIORS,
+    UNITS,
+    prior_mean,
+    prior_sd,
+)
+from bayesln.predict.targets import COVARIATES, Target, parse_extrapolation_priors
+
+__all__ = ["ArmSpec", "CoreEngine", "Plan", "Term", "engine_for", "register_engine", "stream"]
+
+LEVELS = ("population", "new_trial")
+TOL = 1e-9
+
+
+def stream(seed: int, *keys) -> np.random.Generator:
+    """An independent random stream for (seed, keys...): adding a target or a term
+    never changes the draws of another."""
+    ints = [int(seed) & 0xFFFFFFFFFFFFFFFF]
+    for k in keys:
+        ints.append(zlib.crc32(str(k).encode("utf-8")))
+    return np.random.default_rng(ints)
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    """One arm of a target trial: TAC (with its regimen) or a comparator."""
+
+    treated: bool
+    regimen: str | None = None
+    comparator: str | None = None
+    label: str = ""
+
+
+@dataclass
+class Term:
+    """An extrapolation term: a covariate whose effect the model cannot estimate."""
+
+    role: str  # "effect" (log-OR) or "baseline" (comparator-arm log odds)
+    covariate: str
+    target_value: float
+    reference: float
+    distance: float
+    prior: Prior
+    status: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.role}:{self.covariate}"
+
+    @property
+    def sd(self) -> float:
+        return abs(self.distance) * prior_sd(self.prior)
+
+
+@dataclass
+class Plan:
+    """Everything fixed for one target before drawing: design rows, terms, inventory."""
+
+    target: Target
+    outcome: str
+    direction: str
+    comparator_label: str
+    regimen_label: str
+    baseline_source: str
+    baseline_text: str
+    terms: list[Term]
+    inventory: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+    unseen_comparator: str | None = None
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "NA"
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v)).lower()
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.3g}"
+    return str(v)
+
+
+# ============================================================================ data values
+def study_values(arms: pd.DataFrame, cov: str, studies: list[str]) -> pd.Series:
+    """One float per study (NaN = not reported) of a covariate, as the design codes it:
+    fractions and ages as numbers, flags 0/1, phase 1 = maintenance, regimen = share of
+    the study's TAC arms that are triple. Study-level values are the first arm's (as in
+    the design)."""
+    idx = pd.Index(studies, dtype=object)
+    if cov == "regimen":
+        if "regimen" not in arms.columns:
+            return pd.Series(np.nan, index=idx, dtype=float)
+        t = arms[arms["treated"].astype(bool)]
+        reg = t["regimen"].astype("string")
+        trip = (reg == "triple").astype("Float64").where(reg.notna())
+        g = pd.DataFrame({"study": t["study"].to_numpy(), "v": trip.to_numpy(dtype=float, na_value=np.nan)})
+        out = g.groupby("study")["v"].agg(lambda v: np.nan if v.isna().any() else float(v.mean()))
+        return out.reindex(idx).astype(float)
+    if cov not in arms.columns:
+        return pd.Series(np.nan, index=idx, dtype=float)
+    first = arms.drop_duplicates("study").set_index("study")[cov].reindex(idx)
+    if cov == "phase":
+        v = first.astype("string")
+        return pd.Series(np.where(v.isna(), np.nan, (v == "maintenance").fillna(False).astype(float)), index=idx)
+    return pd.Series(pd.to_numeric(first.astype(object).where(first.notna(), np.nan).map(
+        lambda x: float(x) if isinstance(x, (bool, np.bool_, int, float, np.integer, np.floating)) else np.nan)),
+        index=idx, dtype=float)
+
+
+def _target_numeric(cov: str, v) -> float:
+    if cov == "phase":
+        return 1.0 if v == "maintenance" else 0.0
+    if cov == "regimen":
+        return 1.0 if v == "triple" else 0.0
+    return float(v)
+
+
+# ============================================================================ core engine
+class CoreEngine:
+    """Predictions from a :class:`~bayesln.hierarchy.result.FitResult` of the core
+    arm-based binomial-normal model."""
+
+    def __init__(self, result: FitResult, draws: int | None = None, seed: int = 0):
+        self.result = result
+        self.design = result.design
+        post = result.idata.posterior
+        n_total = int(post.sizes["chain"] * post.sizes["draw"])
+        if draws is not None:
+            if int(draws) < 1 or int(draws) > n_total:
+                raise ValueError(f"draws must be between 1 and the {n_total} posterior draws of the fit, got {draws}")
+            idx = np.sort(stream(seed, "subsample").choice(n_total, int(draws), replace=False))
+        else:
+            idx = np.arange(n_total)
+        self.idx = idx
+        self.S = len(idx)
+        self._cache: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ draws
+    def has(self, name: str) -> bool:
+        return name in self.result.idata.posterior
+
+    def draw(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            self._cache[name] = self.result.draws(name)[self.idx]
+        return self._cache[name]
+
+    @property
+    def outcome(self) -> str:
+        return self.design.outcome
+
+    @property
+    def direction(self) -> str:
+        return self.design.direction
+
+    @property
+    def baseline(self) -> str:
+        return self.design.baseline
+
+    # ------------------------------------------------------------------ data summaries
+    def study_values(self, cov: str, studies: list[str]) -> pd.Series:
+        """:func:`study_values` of the fit's arms, cached on the result."""
+        cache = getattr(self.result, "_cache", None)
+        key = ("predict.study_values", cov, tuple(studies))
+        if isinstance(cache, dict) and key in cache:
+            return cache[key]
+        v = study_values(self.design.arms, cov, studies)
+        if isinstance(cache, dict):
+            cache[key] = v
+        return v
+
+    def effect_studies(self) -> list[str]:
+        arms = self.design.arms
+        t = arms[arms["treated"].astype(bool)]
+        return [s for s in self.design.study_ids if s in set(t["study"])]
+
+    def comparators(self, studies: list[str] | None = None) -> dict[str, int]:
+        arms = self.design.arms
+        c = arms[~arms["treated"].astype(bool)]
+        if studies is not None:
+            c = c[c["study"].isin(studies)]
+        return c.groupby("treatment")["study"].nunique().sort_values(ascending=False).to_dict()
+
+    def reference_comparator(self) -> str | None:
+        for tr in self.design.effect_transforms:
+            if tr.source == "comparator":
+                return tr.reference
+        return None
+
+    # ------------------------------------------------------------------ plan
+    def plan(self, target: Target, *, extrapolation_priors=None, baseline_extrapolation_priors=None) -> Plan:
+        des = self.design
+        eff_pri = dict(DEFAULT_EXTRAPOLATION_PRIORS) | dict(target.extrapolation_priors) | parse_extrapolation_priors(
+            extrapolation_priors)
+        base_pri = dict(DEFAULT_BASELINE_EXTRAPOLATION_PRIORS) | dict(target.baseline_extrapolation_priors) | \
+            parse_extrapolation_priors(baseline_extrapolation_priors, "baseline_extrapolation_priors")
+        vals = target.covariate_values()
+        eff_sources = {tr.source for tr in des.effect_transforms}
+        base_sources = {tr.source for tr in des.baseline_transforms}
+        user_baseline = target.baseline_risk is not None
+        rows: list[dict] = []
+        terms: list[Term] = []
+        notes: list[str] = []
+        studies_eff = self.effect_studies()
+        studies_all = list(des.study_ids)
+
+        def covariate_row(cov, role, in_model, studies):
+            v = vals.get(cov)
+            sv = self.study_values(cov, studies)
+            known = sv.dropna()
+            row = {
+                "covariate": cov, "role": role, "target_value": _fmt(v), "in_model": in_model,
+                "n_trials": len(studies), "n_known": int(len(known)),
+                "trials_unreported": ", ".join(sv.index[sv.isna()]),
+                "data_min": float(known.min()) if len(known) else np.nan,
+                "data_max": float(known.max()) if len(known) else np.nan,
+                "data_mean": float(known.mean()) if len(known) else np.nan,
+                "outside_data": False, "distance": 0.0, "prior": "", "added_sd": 0.0, "unit": UNITS.get(cov, ""),
+                "status": "",
+            }
+            if v is None:
+                if in_model:
+                    row["status"] = "not set by the target: the model's reference value is used"
+                    rows.append(row)
+                return
+            x = _target_numeric(cov, v)
+            if len(known):
+                lo, hi = float(known.min()), float(known.max())
+                outside = x < lo - TOL or x > hi + TOL
+            else:
+                lo = hi = np.nan
+                outside = True
+            row["outside_data"] = bool(outside)
+            if in_model:
+                if outside:
+                    row["status"] = (f"in the model; {_fmt(v)} is outside the fitted range "
+                                     f"[{_fmt(lo)}, {_fmt(hi)}]: linear extrapolation of the fitted modifier")
+                else:
+                    row["status"] = "in the model; within the fitted range"
+                rows.append(row)
+                return
+            pri = (eff_pri if role == "effect" else base_pri).get(cov)
+            if len(known):
+                ref = float(known.mean())
+                dist = x - ref
+                if abs(dist) <= TOL:
+                    row["status"] = "not in the model; equals the trials' value: no extrapolation term"
+                    rows.append(row)
+                    return
+                if hi - lo <= TOL:
+                    status = (f"not identified: every trial that reports it has {_fmt(lo)} "
+                              f"({len(known)} of {len(studies)} trials report it); prior-driven term added")
+                elif outside:
+                    status = (f"not in the model; outside the trials' range [{_fmt(lo)}, {_fmt(hi)}]; "
+                              "prior-driven term added")
+                else:
+                    status = (f"not in the model (varies in the trials, {_fmt(lo)}-{_fmt(hi)}); prior term added; "
+                              f"fit it as an effect modifier to let the data speak")
+            else:
+                if COVARIATES.get(cov) in ("fraction", "flag"):
+                    ref = float("nan")
+                    dist = max(x, 1.0 - x)
+                    status = ("not reported by any trial informing the model; prior-driven term added at the "
+                              "worst-case distance")
+                else:
+                    row["status"] = "not reported by any trial informing the model; no term can be added"
+                    notes.append(f"{cov} = {_fmt(v)}: no trial reports {cov}; the prediction cannot adjust for it")
+                    rows.append(row)
+                    return
+            if pri is None:
+                row["status"] = status.replace("prior-driven term added", "no prior given: no term added")
+                rows.append(row)
+                return
+            row.update(distance=dist, prior=str(pri), added_sd=abs(dist) * prior_sd(pri), status=status)
+            terms.append(Term(role=role, covariate=cov, target_value=x, reference=ref, distance=dist, prior=pri,
+                              status=status))
+            rows.append(row)
+
+        # ---------------------------------------------------------- effect (log-OR)
+        for cov in list(COVARIATES) + ["regimen", "phase"]:
+            covariate_row(cov, "effect", cov in eff_sources, studies_eff)
+        # ---------------------------------------------------------- baseline
+        baseline_from_fit = not user_baseline
+        if baseline_from_fit:
+            for cov in list(COVARIATES) + ["phase"]:
+                covariate_row(cov, "baseline", cov in base_sources, studies_all)
+        # ---------------------------------------------------------- comparator
+        comp = target.comparator
+        unseen = None
+        ref_comp = self.reference_comparator()
+        seen = self.comparators(studies_eff)
+        seen_txt = ", ".join(f"{k} ({v} trial{'s' if v > 1 else ''})" for k, v in seen.items())
+        if ref_comp is not None:
+            levels = {ref_comp} | {tr.level for tr in des.effect_transforms if tr.source == "comparator"}
+            comparator_label = comp or ref_comp
+            known_comp = comparator_label in levels
+            in_model = True
+        else:
+            comparator_label = comp or f"control (pooled: {', '.join(seen)})"
+            known_comp = comp is None or comp in seen
+            in_model = False
+        base_row = {
+            "covariate": "comparator", "target_value": _fmt(comp), "in_model": in_model, "n_trials": len(studies_eff),
+            "n_known": len(studies_eff), "trials_unreported": "", "data_min": np.nan, "data_max": np.nan,
+            "data_mean": np.nan, "distance": 0.0, "prior": "", "added_sd": 0.0, "unit": UNITS["comparator"],
+        }
+        if known_comp:
+            if in_model:
+                st = f"in the model (reference {ref_comp}); the trials used {seen_txt}"
+            elif comp is None:
+                st = f"not set: the pooled effect averages over the trials' comparators: {seen_txt}"
+            else:
+                st = f"not modelled: {comp} is among the trials' comparators ({seen_txt}); the pooled effect averages over them"
+            rows.append({**base_row, "role": "effect", "outside_data": False, "status": st})
+        else:
+            # one unknown: how the unseen comparator's arm differs from the trials'
+            # comparators (the TAC arm does not depend on the comparator). With a model
+            # baseline it shifts the comparator arm (-Delta); with the target's own
+            # comparator-arm risk it shifts the TAC arm (+Delta). Either way the log-OR
+            # moves by +Delta.
+            pri = eff_pri.get("comparator")
+            st = f"no trial used {comp} (the trials used {seen_txt}); prior-driven term added"
+            rows.append({**base_row, "role": "effect", "outside_data": True, "distance": 1.0,
+                         "prior": str(pri) if pri else "", "added_sd": prior_sd(pri) if pri else 0.0,
+                         "status": st if pri else st.replace("prior-driven term added", "no prior given")})
+            if pri is not None:
+                terms.append(Term(role="effect", covariate="comparator", target_value=1.0, reference=0.0,
+                                  distance=1.0, prior=pri, status=st))
+            unseen = comp
+        # ---------------------------------------------------------- regimen label
+        if target.regimen is not None:
+            regimen_label = f"TAC {target.regimen}"
+        elif "regimen" in eff_sources:
+            regimen_label = "TAC duo (model reference)"
+        else:
+            regimen_label = "TAC (regimens pooled as in the trials)"
+        # ---------------------------------------------------------- baseline text
+        if user_baseline:
+            bsrc = "target"
+            btxt = f"comparator-arm risk given by the target: {target.baseline_risk.describe()}"
+        elif self.baseline == "exchangeable":
+            bsrc = "model"
+            btxt = ("comparator-arm risk of a typical trial from the exchangeable baseline model (m"
+                    + (" + z.gamma" if des.baseline_names else "") + "); a new trial adds sigma_mu")
+        else:
+            bsrc = "trials"
+            btxt = (f"independent baselines: average comparator-arm log odds of the {des.n_studies} included trials "
+                    "(population) or one of them drawn at random (new trial); give the target a baseline_risk "
+                    "for absolute risks in another setting")
+            notes.append("the fit has independent study baselines (no model for the comparator-arm risk): "
+                         "absolute risks use the included trials' baselines")
+        inv = pd.DataFrame(rows, columns=[
+            "covariate", "role", "target_value", "in_model", "n_trials", "n_known", "trials_unreported", "data_min",
+            "data_max", "data_mean", "outside_data", "distance", "prior", "added_sd", "unit", "status"])
+        return Plan(target=target, outcome=self.outcome, direction=self.direction, comparator_label=comparator_label,
+                    regimen_label=regimen_label, baseline_source=bsrc, baseline_text=btxt, terms=terms, inventory=inv,
+                    notes=notes, unseen_comparator=unseen)
+
+    # ------------------------------------------------------------------ design rows
+    def effect_row(self, target: Target, arm: ArmSpec) -> np.ndarray:
+        des = self.design
+        row = np.zeros(len(des.effect_names))
+        vals = target.covariate_values()
+        phase = vals.get("phase")
+        for k, tr in enumerate(des.effect_transforms):
+            if tr.source == "comparator":
+                if not arm.treated and arm.comparator == tr.level:
+                    row[k] = -1.0
+            elif not arm.treated:
+                continue
+            elif tr.source == "regimen":
+                row[k] = 1.0 if arm.regimen == "triple" else 0.0
+            elif tr.source == "phase":
+                row[k] = 1.0 if phase == "maintenance" else 0.0
+            else:
+                v = vals.get(tr.source)
+                if v is None:
+                    row[k] = 0.0
+                elif tr.kind == "continuous":
+                    row[k] = float(tr.apply(float(v)))
+                else:
+                    row[k] = float(v)
+        return row
+
+    def baseline_row(self, target: Target) -> np.ndarray:
+        des = self.design
+        row = np.zeros(len(des.baseline_names))
+        vals = target.covariate_values()
+        for k, tr in enumerate(des.baseline_transforms):
+            v = vals.get(tr.source)
+            if tr.source == "phase":
+                row[k] = 1.0 if v == "maintenance" else 0.0
+            elif v is None:
+                row[k] = 0.0
+            elif tr.kind == "continuous":
+                row[k] = float(tr.apply(float(v)))
+            else:
+                row[k] = float(v)
+        return row
+
+    # ------------------------------------------------------------------ noise
+    def noise(self, target: Target, plan: Plan, seed: int) -> dict[str, Any]:
+        """The random numbers of one target (fixed streams, see :func:`stream`)."""
+        key = (target.name, self.outcome)
+        S = self.S
+        out = {
+            "e_tau": stream(seed, *key, "tau").standard_normal(S),
+            "e_mu": stream(seed, *key, "sigma_mu").standard_normal(S),
+            "pick": stream(seed, *key, "study").integers(0, max(self.design.n_studies, 1), S),
+            "z": {t.key: stream(seed, *key, "extrapolation", t.key).standard_normal(S) for t in plan.terms},
+        }
+        if target.baseline_risk is not None:
+            out["baseline"] = target.baseline_risk.logit_draws(stream(seed, *key, "baseline"), S)
+        return out
+
+    @staticmethod
+    def term_draws(plan: Plan, noise: dict, override: dict[str, tuple[float, float]] | None = None) -> dict[str, np.ndarray]:
+        """Draws of each extrapolation term's contribution Delta * distance; ``override``
+        maps a term key to (prior mean, prior sd) for the sensitivity table."""
+        out = {}
+        for t in plan.terms:
+            mu, sd = prior_mean(t.prior), prior_sd(t.prior)
+            if override and t.key in override:
+                mu, sd = override[t.key]
+                z = noise["z"][t.key]
+                out[t.key] = (mu + sd * z) * t.distance
+            elif t.prior.dist == "normal":
+                out[t.key] = (mu + sd * noise["z"][t.key]) * t.distance
+            else:  # student_t: transform the normal stream through the t quantile
+                from scipy import stats
+
+                u = stats.norm.cdf(noise["z"][t.key])
+                q = t.prior.params
+                out[t.key] = (q["mu"] + q["sigma"] * stats.t.ppf(u, q["nu"])) * t.distance
+        return out
+
+    # ------------------------------------------------------------------ linear predictors
+    def etas(self, plan: Plan, arms: list[ArmSpec], level: str, noise: dict,
+             terms: dict[str, np.ndarray] | None = None, include_terms: bool = True) -> np.ndarray:
+        """Draws (S, n_arms) of the arms' log odds at ``level``."""
+        if level not in LEVELS:
+            raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
+        des = self.design
+        target = plan.target
+        S = self.S
+        d = self.draw("d")
+        delta = d.copy()
+        if level == "new_trial" and self.has("tau"):
+            delta = d + self.draw("tau") * noise["e_tau"]
+        terms = self.term_draws(plan, noise) if terms is None else terms
+        eff_ext = np.zeros(S)
+        base_ext = np.zeros(S)
+        comp_ext = np.zeros(S)
+        if include_terms:
+            for t in plan.terms:
+                if t.covariate == "comparator":
+                    comp_ext = comp_ext + terms[t.key]
+                elif t.role == "effect":
+                    eff_ext = eff_ext + terms[t.key]
+                else:
+                    base_ext = base_ext + terms[t.key]
+        beta = self.draw("beta") if des.effect_names else np.zeros((S, 0))
+        rows = np.array([self.effect_row(target, a) for a in arms]).reshape(len(arms), beta.shape[1])
+        lin = beta @ rows.T  # (S, n_arms)
+        if plan.baseline_source == "target":
+            # the target's risk is the comparator arm's: remove that arm's own row
+            comp_arm = next((a for a in arms if not a.treated), ArmSpec(False, comparator=target.comparator))
+            c_row = self.effect_row(target, comp_arm)
+            b = noise["baseline"] - beta @ c_row
+        elif self.baseline == "exchangeable":
+            b = self.draw("m").copy()
+            if des.baseline_names:
+                b = b + self.draw("gamma") @ self.baseline_row(target)
+            b = b + base_ext
+            if level == "new_trial":
+                b = b + self.draw("sigma_mu") * noise["e_mu"]
+        else:
+            mu = self.draw("mu")
+            b = mu.mean(axis=1) if level == "population" else mu[np.arange(S), noise["pick"]]
+            b = b + base_ext
+        treated = np.array([a.treated for a in arms], dtype=float)
+        eta = b[:, None] + lin + treated[None, :] * (delta + eff_ext)[:, None]
+        if plan.unseen_comparator is not None:
+            if plan.baseline_source == "target":
+                eta = eta + treated[None, :] * comp_ext[:, None]
+            else:
+                hit = np.array([(not a.treated) and a.comparator == plan.unseen_comparator for a in arms], dtype=float)
+                eta = eta - hit[None, :] * comp_ext[:, None]
+        return eta
+
+
+# ============================================================================ registry
+_ENGINES: list[tuple[type, type]] = [(FitResult, CoreEngine)]
+
+
+def register_engine(result_type: type, engine_type: type) -> None:
+    """Let :func:`bayesln.predict.predict` handle another family of fit results (e.g. the
+    ordinal CR/PR model): ``engine_type(result, draws=, seed=)`` must offer ``plan``,
+    ``noise``, ``term_draws`` and ``etas`` as :class:`CoreEngine` does. Later
+    registrations win (a subclass's engine before its parent's)."""
+    _ENGINES.insert(0, (result_type, engine_type))
+
+
+def engine_for(result, draws: int | None = None, seed: int = 0):
+    for rtype, etype in _ENGINES:
+        if isinstance(result, rtype) and (etype is not CoreEngine or _is_core(result)):
+            return etype(result, draws=draws, seed=seed)
+    raise TypeError(
+        f"no prediction engine for {type(result).__name__}; supported: core model FitResult "
+        "(bayesln.hierarchy.fit_core). Other families register one with bayesln.predict.register_engine"
+    )
+
+
+def _is_core(result) -> bool:
+    des = getattr(result, "design", None)
+    return des is not None and hasattr(des, "effect_transforms") and hasattr(des, "baseline_transforms") and \
+        "d" in result.idata.posterior and "eta" in result.idata.posterior

@@ -1,0 +1,510 @@
+"""``predict``: posterior predictive response / adverse-event probabilities for a target.
+
+For a fitted model (one binary outcome) and a :class:`~bayesln.predict.targets.Target`,
+per posterior draw (see :mod:`bayesln.predict.engine`)::
+
+    p_tac, p_comparator = inv_logit(eta_T), inv_logit(eta_C)
+    RD = p_tac - p_comparator      RR = p_tac / p_comparator
+    OR = exp(eta_T - eta_C)        NNT (benefit) / NNH (harm) = 1 / RD
+    P(TAC better) = P(p_tac > p_comparator) for a benefit (renal response),
+                    P(p_tac < p_comparator) for a harm (adverse event)
+    P(RD > margin)
+
+at two levels: ``population`` (the population-average effect: a typical trial in the
+target population) and ``new_trial`` (a new trial or clinic in that population: adds the
+between-trial heterogeneity tau of the log-OR and the between-trial SD sigma_mu of the
+baseline). Every quantity's draws are computed from the same probability draws, so
+RR == p_tac / p_comparator and NNT == 1 / RD hold draw by draw.
+
+The NNT interval follows Altman (1998, BMJ 317:1309): it is 1/RD at the RD interval's
+bounds, and when the RD interval includes 0 it runs through infinity (the table then has
+lower > upper, i.e. "NNT(benefit) >= lower ... infinity ... NNT(harm) >= |upper|").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from bayesln.hierarchy.sampling import check_seed
+from bayesln.predict.engine import LEVELS, ArmSpec, engine_for
+from bayesln.predict.extrapolation import PRIOR_DRIVEN_SHARE, ExtrapolationReport, contraction_table
+from bayesln.predict.priors import DEFAULT_MARGIN, prior_mean, prior_sd
+from bayesln.predict.targets import Target, resolve_target
+
+__all__ = ["Prediction", "PredictionSet", "predict", "predict_many", "quantities_from_eta"]
+
+TABLE_COLUMNS = ["target", "outcome", "quantity", "label", "level", "median", "lower", "upper", "mean", "ci_level",
+                 "regimen", "comparator", "outside_data", "prior_driven", "prior_share", "note"]
+LEVEL_TEXT = {"population": "population average (a typical trial)", "new_trial": "a new trial / clinic"}
+
+
+def quantities_from_eta(eta_t: np.ndarray, eta_c: np.ndarray, direction: str, margin: float) -> dict[str, np.ndarray]:
+    """All draws from the two arms' log odds; RR / RD / NNT come from the probabilities."""
+    p_t = expit(np.asarray(eta_t, float))
+    p_c = expit(np.asarray(eta_c, float))
+    rd = p_t - p_c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rr = p_t / p_c
+        nnt = 1.0 / rd
+    log_or = np.asarray(eta_t, float) - np.asarray(eta_c, float)
+    better = (p_t > p_c) if direction == "benefit" else (p_t < p_c)
+    return {
+        "p_tac": p_t, "p_comparator": p_c, "rd": rd, "rr": rr, "log_or": log_or, "or": np.exp(log_or), "nnt": nnt,
+        "tac_better": better.astype(float), "rd_above_margin": (rd > margin).astype(float),
+    }
+
+
+def _share(with_terms: np.ndarray, without: np.ndarray) -> float:
+    v1 = float(np.var(with_terms))
+    if not np.isfinite(v1) or v1 <= 0:
+        return 0.0
+    return float(min(1.0, max(0.0, 1.0 - float(np.var(without)) / v1)))
+
+
+@dataclass
+class Prediction:
+    """Posterior predictive draws for one target and one outcome, with the
+    extrapolation report. ``table()`` is the tidy summary."""
+
+    target: Target
+    outcome: str
+    direction: str
+    draws: dict[str, dict[str, np.ndarray]]
+    extrapolation: ExtrapolationReport
+    margin: float
+    ci: float
+    comparator: str
+    regimen: str
+    seed: int
+    shares: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    @property
+    def n_draws(self) -> int:
+        return len(self.draws["population"]["p_tac"])
+
+    @property
+    def nnt_name(self) -> str:
+        return "NNT" if self.direction == "benefit" else "NNH"
+
+    def samples(self, level: str = "population") -> pd.DataFrame:
+        """The draws of one level as columns (p_tac, p_comparator, rd, rr, log_or, or, nnt)."""
+        d = self.draws[level]
+        return pd.DataFrame({k: d[k] for k in ("p_tac", "p_comparator", "rd", "rr", "log_or", "or", "nnt")})
+
+    # ------------------------------------------------------------------ table
+    def labels(self) -> dict[str, str]:
+        comp = self.comparator.upper() if " " not in self.comparator else self.comparator
+        o = self.outcome
+        better = "higher" if self.direction == "benefit" else "lower"
+        return {
+            "p_tac": f"P({o}) on {self.regimen}",
+            "p_comparator": f"P({o}) on {comp}",
+            "rd": "risk difference (TAC - comparator)",
+            "rr": "risk ratio (TAC / comparator)",
+            "or": "odds ratio (TAC vs comparator)",
+            "nnt": f"{self.nnt_name} = 1 / RD",
+            "tac_better": f"P(TAC better): P({o} {better} on TAC)",
+            "rd_above_margin": f"P(RD > {self.margin:g})",
+        }
+
+    def table(self, ci: float | None = None) -> pd.DataFrame:
+        """One row per quantity and level: median and central ``ci`` interval (for
+        probabilities of events, ``mean`` is the probability and median/lower/upper are
+        empty), with the extrapolation flags."""
+        ci = self.ci if ci is None else ci
+        if not 0 < ci < 1:
+            raise ValueError(f"ci must be in (0, 1), got {ci}")
+        a = (1 - ci) / 2
+        rows = []
+        labels = self.labels()
+        outside = ", ".join(self.extrapolation.outside_data)
+        for level in LEVELS:
+            d = self.draws[level]
+            sh = self.shares.get(level, {})
+            for q in ("p_tac", "p_comparator", "rd", "rr", "or", "nnt", "tac_better", "rd_above_margin"):
+                note = ""
+                if q in ("tac_better", "rd_above_margin"):
+                    med = lo = hi = np.nan
+                    mean = float(np.mean(d[q]))
+                    share = sh.get("log_or" if q == "tac_better" else "rd", 0.0)
+                elif q == "nnt":
+                    rl, rm, rh = np.quantile(d["rd"], [a, 0.5, 1 - a])
+                    with np.errstate(divide="ignore"):
+                        med, lo, hi = 1 / rm, 1 / rh, 1 / rl
+                    mean = np.nan
+                    share = sh.get("rd", 0.0)
+                    note = "1/RD at the RD median and interval bounds (Altman 1998)"
+                    if rl < 0 < rh:
+                        note += (f"; the RD interval includes 0, so the {self.nnt_name} interval runs through infinity: "
+                                 f"{'benefit' if self.direction == 'benefit' else 'harm'} >= {abs(lo):.1f} or "
+                                 f"{'harm' if self.direction == 'benefit' else 'benefit'} >= {abs(hi):.1f}")
+                else:
+                    lo, med, hi = np.quantile(d[q], [a, 0.5, 1 - a])
+                    mean = float(np.mean(d[q]))
+                    share = sh.get(q, 0.0)
+                rows.append({
+                    "target": self.name, "outcome": self.outcome, "quantity": q if q != "nnt" else self.nnt_name.lower(),
+                    "label": labels[q], "level": level, "median": float(med), "lower": float(lo), "upper": float(hi),
+                    "mean": mean, "ci_level": ci, "regimen": self.regimen, "comparator": self.comparator,
+                    "outside_data": outside, "prior_driven": bool(share >= PRIOR_DRIVEN_SHARE), "prior_share": share,
+                    "note": note,
+                })
+        return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+    def to_records(self, ci: float | None = None) -> list[dict]:
+        """JSON-ready records (one per quantity and level), each with the compact
+        extrapolation report."""
+        t = self.table(ci)
+        recs = json.loads(t.to_json(orient="records", double_precision=10))
+        comp = self.extrapolation.compact()
+        for r in recs:
+            r["extrapolation"] = comp
+        return recs
+
+    def to_dict(self, ci: float | None = None) -> dict:
+        return {"target": self.target.model_dump(mode="json"), "outcome": self.outcome, "seed": self.seed,
+                "n_draws": self.n_draws, "records": self.to_records(ci), "extrapolation": self.extrapolation.to_dict()}
+
+    def text(self) -> str:
+        return self.extrapolation.text
+
+    def __repr__(self) -> str:
+        flags = []
+        if self.extrapolation.outside_data:
+            flags.append("outside data: " + ", ".join(self.extrapolation.outside_data))
+        if self.extrapolation.prior_driven:
+            flags.append("prior-driven")
+        return f"<Prediction {self.name} / {self.outcome}: {self.n_draws} draws{'; ' + '; '.join(flags) if flags else ''}>"
+
+    def plot(self, **kw):
+        from bayesln.predict.plots import plot_prediction
+
+        return plot_prediction(self, **kw)
+
+
+@dataclass
+class PredictionSet:
+    """Several predictions (targets x outcomes) with one table."""
+
+    predictions: list[Prediction]
+
+    def __iter__(self):
+        return iter(self.predictions)
+
+    def __len__(self) -> int:
+        return len(self.predictions)
+
+    def __getitem__(self, key) -> Prediction:
+        if isinstance(key, int):
+            return self.predictions[key]
+        if isinstance(key, tuple):
+            name, outcome = key
+            hits = [p for p in self.predictions if p.name == name and p.outcome == outcome]
+        else:
+            hits = [p for p in self.predictions if p.name == key]
+        if not hits:
+            raise KeyError(key)
+        return hits[0]
+
+    def table(self, ci: float | None = None) -> pd.DataFrame:
+        if not self.predictions:
+            return pd.DataFrame(columns=TABLE_COLUMNS)
+        return pd.concat([p.table(ci) for p in self.predictions], ignore_index=True)
+
+    def extrapolation_table(self) -> pd.DataFrame:
+        """All targets' covariate inventories in one table."""
+        frames = [p.extrapolation.covariates.assign(target=p.name, outcome=p.outcome) for p in self.predictions]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def sensitivity_table(self) -> pd.DataFrame:
+        frames = [p.extrapolation.sensitivity for p in self.predictions if len(p.extrapolation.sensitivity)]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def to_dict(self, ci: float | None = None) -> dict:
+        return {
+            "predictions": [r for p in self.predictions for r in p.to_records(ci)],
+            "extrapolation": {f"{p.name}/{p.outcome}": p.extrapolation.to_dict() for p in self.predictions},
+        }
+
+    def text(self) -> str:
+        return "\n\n".join(p.text() for p in self.predictions)
+
+
+# ============================================================================ predict
+def predict(result, target, *, seed: int, draws: int | None = None, margin: float | None = None, ci: float = 0.95,
+            extrapolation_priors: dict | None = None, baseline_extrapolation_priors: dict | None = None,
+            targets_file=None, sensitivity: bool = True) -> Prediction:
+    """Posterior predictive distribution of response (or adverse-event) probabilities
+    under TAC and the comparator for ``target``, with the extrapolation report.
+
+    Parameters
+    ----------
+    result : a core-model :class:`~bayesln.hierarchy.result.FitResult` (one outcome).
+    target : a :class:`Target`, an inline dict, or a name in ``models/targets.toml``.
+    seed : required; the same seed, fit and target give identical draws.
+    draws : use this many posterior draws (a seeded subsample), default all.
+    margin : risk-difference margin for ``P(RD > margin)``; default the target's, else
+        0.10 for benefits and 0.05 for harms.
+    ci : central interval of the table (default 0.95).
+    extrapolation_priors, baseline_extrapolation_priors : ``{covariate: prior}``
+        overriding the defaults of :mod:`bayesln.predict.priors` and the target's, e.g.
+        ``{"asian_fraction": "normal(0, 1)"}``.
+    sensitivity : compute the prior-sensitivity table (cheap; on by default).
+    """
+    seed = check_seed(seed)
+    if not 0 < ci < 1:
+        raise ValueError(f"ci must be in (0, 1), got {ci}")
+    target = resolve_target(target, targets_file=targets_file)
+    eng = engine_for(result, draws=draws, seed=seed)
+    plan = eng.plan(target, extrapolation_priors=extrapolation_priors,
+                    baseline_extrapolation_priors=baseline_extrapolation_priors)
+    direction = eng.direction
+    if margin is None:
+        margin = target.margin if target.margin is not None else DEFAULT_MARGIN[direction]
+    margin = float(margin)
+    if not -1 < margin < 1:
+        raise ValueError(f"margin is a risk difference in (-1, 1), got {margin}")
+    noise = eng.noise(target, plan, seed)
+    comp_arm = target.comparator or eng.reference_comparator()
+    arms = [ArmSpec(True, regimen=target.regimen, label="tac"), ArmSpec(False, comparator=comp_arm, label="comparator")]
+    terms = eng.term_draws(plan, noise)
+    out, shares = {}, {}
+    for level in LEVELS:
+        eta = eng.etas(plan, arms, level, noise, terms)
+        q = quantities_from_eta(eta[:, 0], eta[:, 1], direction, margin)
+        if plan.terms:
+            eta0 = eng.etas(plan, arms, level, noise, terms, include_terms=False)
+            q0 = quantities_from_eta(eta0[:, 0], eta0[:, 1], direction, margin)
+            shares[level] = {k: _share(q[k], q0[k]) for k in ("p_tac", "p_comparator", "rd", "log_or")}
+            # ratios: on the log scale (their variance on the ratio scale is dominated by the tails)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                shares[level]["rr"] = _share(np.log(q["rr"]), np.log(q0["rr"]))
+            shares[level]["or"] = shares[level]["log_or"]
+        else:
+            shares[level] = {k: 0.0 for k in ("p_tac", "p_comparator", "rd", "rr", "log_or", "or")}
+        out[level] = q
+    sens = _sensitivity(eng, plan, arms, noise, direction, margin, ci) if sensitivity else pd.DataFrame()
+    contraction = contraction_table(result, plan.terms)
+    used = _used_modifiers(eng, target, arms)
+    report = _report(plan, out, shares, contraction, sens, used, ci, margin)
+    return Prediction(target=target, outcome=eng.outcome, direction=direction, draws=out, extrapolation=report,
+                      margin=margin, ci=ci, comparator=plan.comparator_label, regimen=plan.regimen_label, seed=seed,
+                      shares=shares)
+
+
+def predict_many(results, targets=None, *, seed: int, **kw) -> PredictionSet:
+    """Predictions for several targets (default: every shipped target) from one or more
+    fits (a FitResult, a list of them, or a dict outcome -> FitResult)."""
+    from bayesln.predict.targets import resolve_targets
+
+    if isinstance(results, dict):
+        results = list(results.values())
+    elif not isinstance(results, (list, tuple)):
+        results = [results]
+    tg = resolve_targets(targets, targets_file=kw.pop("targets_file", None))
+    return PredictionSet([predict(r, t, seed=seed, **kw) for r in results for t in tg])
+
+
+# ============================================================================ helpers
+def _used_modifiers(eng, target: Target, arms) -> list[str]:
+    """Effect modifiers / baseline covariates of the model the target uses at a value
+    other than the reference (their contraction matters for this prediction)."""
+    des = eng.design
+    used = []
+    if des.effect_names:
+        diff = eng.effect_row(target, arms[0]) - eng.effect_row(target, arms[1])
+        used += [f"beta[{n}]" for n, v in zip(des.effect_names, diff) if abs(v) > 1e-12]
+    if getattr(des, "baseline_names", None) and target.baseline_risk is None:
+        z = eng.baseline_row(target)
+        used += [f"gamma[{n}]" for n, v in zip(des.baseline_names, z) if abs(v) > 1e-12]
+    return used
+
+
+def _interval(x, ci):
+    a = (1 - ci) / 2
+    lo, med, hi = np.quantile(x, [a, 0.5, 1 - a])
+    return float(med), float(lo), float(hi)
+
+
+def _sensitivity(eng, plan, arms, noise, direction, margin, ci) -> pd.DataFrame:
+    """The prediction under other priors for each unidentified term (same draws)."""
+    if not plan.terms:
+        return pd.DataFrame()
+    rows = []
+    scenarios = []
+    for t in plan.terms:
+        m0, s0 = prior_mean(t.prior), prior_sd(t.prior)
+        for label, (m, s) in (("sd 0 (transportable)", (m0, 0.0)), ("sd x0.5", (m0, 0.5 * s0)), ("default", (m0, s0)),
+                              ("sd x2", (m0, 2 * s0)), ("shift -1 sd", (m0 - s0, s0)), ("shift +1 sd", (m0 + s0, s0))):
+            scenarios.append((t.key, t.role, t.covariate, label, {t.key: (m, s)}, f"normal({m:g}, {s:g})"))
+    if len(plan.terms) > 1:
+        for label, f in (("all sd 0 (transportable)", 0.0), ("all default", 1.0), ("all sd x2", 2.0)):
+            ov = {t.key: (prior_mean(t.prior), f * prior_sd(t.prior)) for t in plan.terms}
+            scenarios.append(("all", "all", "all unidentified terms", label, ov, f"each prior sd x{f:g}"))
+    for key, role, cov, label, ov, prior_txt in scenarios:
+        terms = eng.term_draws(plan, noise, override=ov)
+        for level in LEVELS:
+            eta = eng.etas(plan, arms, level, noise, terms)
+            q = quantities_from_eta(eta[:, 0], eta[:, 1], direction, margin)
+            for name in ("p_tac", "p_comparator", "rd", "or"):
+                med, lo, hi = _interval(q[name], ci)
+                rows.append({"target": plan.target.name, "outcome": plan.outcome, "term": key, "role": role,
+                             "covariate": cov, "scenario": label, "prior": prior_txt, "level": level, "quantity": name,
+                             "median": med, "lower": lo, "upper": hi, "mean": float(np.mean(q[name])),
+                             "ci_level": ci})
+            for name in ("tac_better", "rd_above_margin"):
+                rows.append({"target": plan.target.name, "outcome": plan.outcome, "term": key, "role": role,
+                             "covariate": cov, "scenario": label, "prior": prior_txt, "level": level, "quantity": name,
+                             "median": np.nan, "lower": np.nan, "upper": np.nan, "mean": float(np.mean(q[name])),
+                             "ci_level": ci})
+    return pd.DataFrame(rows)
+
+
+_PLAIN = {
+    "asian_fraction": ("The data contain no non-Asian patients", "the ethnicity x TAC effect modifier"),
+    "pediatric": ("No randomised trial informing this model enrolled children", "the age-group x TAC effect modifier"),
+    "refractory": ("No trial informing this model enrolled refractory patients", "the refractory x TAC effect modifier"),
+    "phase": ("No trial informing this model studied this phase", "the phase x TAC effect modifier"),
+    "class_v_fraction": ("No trial informing this model enrolled mainly class V patients",
+                         "the class V x TAC effect modifier"),
+    "class_iii_iv_fraction": ("No trial informing this model enrolled a population with this share of class III/IV",
+                              "the class III/IV x TAC effect modifier"),
+    "comparator": ("No trial informing this model used this comparator", "the comparator effect"),
+}
+
+
+def _pct(x) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _fmt_int(med, lo, hi, ci, pct=False, signed=False) -> str:
+    if pct:
+        f = (lambda v: f"{100 * v:+.0f}" if signed else f"{100 * v:.0f}")
+        return f"{f(med)}% ({_pct(ci)} {f(lo)} to {f(hi)}%)" if signed else f"{f(med)}% ({f(lo)}-{f(hi)}%)"
+    return f"{med:.2f} ({lo:.2f}-{hi:.2f})"
+
+
+def _report(plan, out, shares, contraction, sens, used, ci, margin) -> ExtrapolationReport:
+    t = plan.target
+    inv = plan.inventory
+    outside = sorted(set(inv.loc[inv["outside_data"].astype(bool), "covariate"]))
+    share_pop = shares["population"]
+    prior_driven = bool(max(share_pop.get("log_or", 0), share_pop.get("rd", 0), share_pop.get("p_tac", 0)) >= PRIOR_DRIVEN_SHARE)
+    comp = plan.comparator_label
+    lines = [f"{t.label()} [{t.name}] - {plan.outcome}: {plan.regimen_label} vs {comp}"]
+    for level in LEVELS:
+        q = out[level]
+        pt, pc, rd, orr = (_interval(q[k], ci) for k in ("p_tac", "p_comparator", "rd", "or"))
+        lines.append(
+            f"  {LEVEL_TEXT[level]}: P({plan.outcome}) TAC {_fmt_int(*pt, ci, pct=True)} vs {_fmt_int(*pc, ci, pct=True)}; "
+            f"RD {100 * rd[0]:+.0f} points ({100 * rd[1]:+.0f} to {100 * rd[2]:+.0f}); OR {_fmt_int(*orr, ci)}; "
+            f"P(TAC better) {np.mean(q['tac_better']):.2f}; P(RD > {margin:g}) {np.mean(q['rd_above_margin']):.2f}"
+        )
+    lines.append(f"  ({_pct(ci)} intervals; baseline: {plan.baseline_text})")
+    terms = plan.terms
+    if not outside and not terms:
+        lines.append("  Extrapolation: none - every covariate the target sets lies within the trials that inform the model.")
+    else:
+        lines.append("  Extrapolation:")
+        for cov in outside:
+            r = inv[(inv["covariate"] == cov)].iloc[0]
+            tv = r["target_value"]
+            if r["in_model"]:
+                lines.append(f"   - {cov} = {tv} lies outside the fitted range [{r['data_min']:.3g}, {r['data_max']:.3g}] of the "
+                             "trials: the fitted modifier is extrapolated linearly.")
+                continue
+            ts = [x for x in terms if x.covariate == cov]
+            if cov == "comparator":
+                rng = r["status"].split("; prior-driven")[0]
+            elif r["n_known"]:
+                rng = (f"every trial that reports it has {r['data_min']:.3g}" if abs(r["data_max"] - r["data_min"]) < 1e-9
+                       else f"the trials range {r['data_min']:.3g}-{r['data_max']:.3g}")
+                rng += f"; {int(r['n_known'])} of {int(r['n_trials'])} trials report it"
+            else:
+                rng = "no trial reports it"
+            head, mod = _PLAIN.get(cov, (f"No trial informing this model has {cov} like this target",
+                                         f"the {cov} x TAC effect modifier"))
+            if ts:
+                pri = "; ".join(f"{_role_text(x)} "
+                                f"{_pstr(x.prior)} per unit x {x.distance:+.3g}" for x in ts)
+                lines.append(f"   - {cov} = {tv} is outside the data ({rng}). {head}: {mod} is not identified by the data "
+                             f"(its posterior equals its prior), so this interval reflects the assumed prior "
+                             f"({pri}; unit: {UNITS_TEXT(cov)}) - not evidence.")
+            else:
+                lines.append(f"   - {cov} = {tv} is outside the data ({rng}); no prior is set for it, so the prediction "
+                             "does not account for it.")
+        inside = dict.fromkeys(x.covariate for x in terms if x.covariate not in outside)
+        for cov in inside:
+            ts = [x for x in terms if x.covariate == cov]
+            r = inv[inv["covariate"] == cov].iloc[0]
+            pri = "; ".join(f"{_role_text(x)} {_pstr(x.prior)} "
+                            f"x {x.distance:+.3g}" for x in ts)
+            lines.append(f"   - {cov} = {r['target_value']}: {r['status']} ({pri}).")
+        if terms:
+            sh = share_pop.get("log_or", 0.0)
+            shb = share_pop.get("p_comparator", 0.0)
+            verdict = "the prediction is DRIVEN BY THE PRIOR" if prior_driven else "the data still dominate"
+            lines.append(f"   - {_pct(sh)} of the variance of the population log odds ratio"
+                         + (f" and {_pct(shb)} of that of the comparator-arm risk" if shb > 0 else "")
+                         + f" come from these assumed priors: {verdict}.")
+            if len(sens):
+                s = sens[(sens["level"] == "population") & (sens["quantity"] == "tac_better")]
+                grp = s[s["term"] == ("all" if (s["term"] == "all").any() else terms[0].key)]
+                lo, hi = grp["mean"].min(), grp["mean"].max()
+                o = sens[(sens["level"] == "population") & (sens["quantity"] == "or") & (sens["term"] == grp["term"].iloc[0])]
+                zero = o[o["scenario"].str.contains("sd 0")]
+                wide = o[o["scenario"].str.contains("sd x2")]
+                if len(zero) and len(wide):
+                    z, w = zero.iloc[0], wide.iloc[0]
+                    lines.append(f"   - Sensitivity: OR {z['median']:.2f} ({z['lower']:.2f}-{z['upper']:.2f}) if the trials' "
+                                 f"effect transported unchanged (prior sd 0) vs {w['median']:.2f} ({w['lower']:.2f}-"
+                                 f"{w['upper']:.2f}) with the prior sd doubled; P(TAC better) {lo:.2f}-{hi:.2f} over the "
+                                 "priors tried (see the sensitivity table).")
+    weak = contraction[contraction["parameter"].isin(used)]
+    for _, r in weak.iterrows():
+        if np.isfinite(r["contraction"]) and r["contraction"] < 0.5:
+            lines.append(f"  Data-thin: {r['parameter']} ({r['note']}) is used by this target but the data shrink its prior "
+                         f"variance by only {_pct(max(r['contraction'], 0))} (contraction {r['contraction']:.2f}).")
+    het = contraction[contraction["parameter"].isin(["tau", "sigma_mu"] if plan.baseline_source == "model" else ["tau"])]
+    thin = [f"{r['parameter']} (contraction {r['contraction']:.2f}, prior {r['prior']})" for _, r in het.iterrows()
+            if np.isfinite(r["contraction"]) and r["contraction"] < 0.5]
+    if thin:
+        lines.append("  Data-thin: the new-trial interval rests on between-trial SDs the data barely inform: "
+                     + "; ".join(thin) + " - its width is largely set by these priors.")
+    for n in plan.notes:
+        lines.append(f"  Note: {n}")
+    return ExtrapolationReport(
+        target=t.name, outcome=plan.outcome, covariates=inv, contraction=contraction, sensitivity=sens,
+        prior_share=shares, outside_data=outside, prior_driven=prior_driven, baseline=plan.baseline_text,
+        notes=list(plan.notes), text="\n".join(lines),
+    )
+
+
+def _role_text(term) -> str:
+    if term.covariate == "comparator":
+        return "log odds ratio (via the comparator arm's log odds)"
+    return "log odds ratio" if term.role == "effect" else "comparator-arm log odds"
+
+
+def _pstr(p) -> str:
+    q = p.params
+    if p.dist == "normal":
+        return f"normal({q['mu']:g}, {q['sigma']:g})"
+    if p.dist == "student_t":
+        return f"student_t({q['nu']:g}, {q['mu']:g}, {q['sigma']:g})"
+    return str(p)
+
+
+def UNITS_TEXT(cov: str) -> str:  # noqa: N802 - small helper used in f-strings
+    from bayesln.predict.priors import UNITS
+
+    return UNITS.get(cov, cov)
