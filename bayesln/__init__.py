@@ -21,7 +21,31 @@ from bayesln.data import (  # noqa: E402
     read_trials,
 )
 
+#: the main entry points, imported on first use (PyMC is not imported by ``import bayesln``)
+_LAZY = {
+    "fit_core": "bayesln.hierarchy",
+    "fit_ordinal": "bayesln.hierarchy",
+    "fit_joint": "bayesln.hierarchy",
+    "fit_network": "bayesln.hierarchy",
+    "meta_analysis": "bayesln.frequentist",
+    "load_spec": "bayesln.spec",
+    "run_analysis": "bayesln.analysis",
+    "save_analysis": "bayesln.analysis",
+    "load_run": "bayesln.analysis",
+    "run_checks": "bayesln.checks.command",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'bayesln' has no attribute {name!r}")
+
+
 __all__ = [
+    *_LAZY,
     "ContrastError",
     "DataValidationError",
     "TrialData",

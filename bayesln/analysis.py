@@ -61,9 +61,16 @@ class Analysis:
     spec: Spec
     data: TrialData
     result: object  # FitResult
-    contrasts: pd.DataFrame
+    contrasts: pd.DataFrame | None
     comparison: pd.DataFrame
     timings: dict = field(default_factory=dict)
+    #: family tables written into the run folder as <name>.csv (ordinal: arm_probabilities;
+    #: joint: correlation; network: relative_effects, rank_probabilities, node_split / ume)
+    tables: dict = field(default_factory=dict)
+
+    @property
+    def family(self) -> str:
+        return self.spec.model.family
 
     @property
     def status(self) -> str:
@@ -73,15 +80,16 @@ class Analysis:
         return self.result.summary().reset_index()
 
     def text_summary(self) -> str:
-        return summary_text(self.spec.name, self.spec.data.outcome, self.summary(), self.result.diagnostics.to_dict(),
+        return summary_text(self.spec.name, self.spec.outcome, self.summary(), self.result.diagnostics.to_dict(),
                             self.comparison)
 
 
 def run_analysis(spec: Spec | str | Path, *, data: TrialData | str | None = None, seed: int | None = None,
                  draws: int | None = None, tune: int | None = None, chains: int | None = None,
                  backend: str | None = None, progressbar: bool | None = None) -> Analysis:
-    """Fit the spec's model (core family) on its data (or on ``data``) and compare it
-    with the frequentist and published RRs."""
+    """Fit the spec's model on its data (or on ``data``). A core-family fit is compared
+    with the frequentist and published RRs (``comparison``); an ordinal / joint / network
+    fit gets its family tables instead (``tables``) and an empty comparison."""
     from bayesln.checks.compare import comparison_table
     from bayesln.hierarchy import fit_core
     from bayesln.hierarchy.diagnostics import GateThresholds
@@ -98,56 +106,81 @@ def run_analysis(spec: Spec | str | Path, *, data: TrialData | str | None = None
         td = data
     sel = select_for_spec(td, spec)
     d, m, s, g = spec.data, spec.model, spec.sampler, spec.gate
-    if m.family != "core":
-        raise SpecError(f"{spec.path or spec.name}: family {m.family!r} is run by its own command")
     gate = GateThresholds(r_hat_max=g.r_hat, ess_bulk_min=g.ess_bulk, ess_tail_min=g.ess_tail,
                           divergences_max=g.max_divergences, bfmi_min=g.bfmi)
+    sampler = dict(draws=s.draws, tune=s.tune, chains=s.chains, target_accept=s.target_accept, backend=s.backend,
+                   seed=s.seed, progressbar=progressbar, gate=gate)
     t1 = time.perf_counter()
-    result = fit_core(
-        sel, d.outcome, treat=tuple(m.treat), baseline=m.baseline, effect_modifiers=tuple(m.effect_modifiers),
-        baseline_covariates=tuple(m.baseline_covariates), common_effect=m.common_effect,
-        parameterization=m.parameterization, priors=spec.priors_obj(), draws=s.draws, tune=s.tune,
-        chains=s.chains, target_accept=s.target_accept, backend=s.backend, seed=s.seed,
-        progressbar=progressbar, gate=gate,
-    )
+    tables: dict = {}
+    if m.family == "core":
+        result = fit_core(
+            sel, d.outcome, treat=tuple(m.treat), baseline=m.baseline, effect_modifiers=tuple(m.effect_modifiers or ()),
+            baseline_covariates=tuple(m.baseline_covariates), common_effect=m.common_effect,
+            parameterization=m.parameterization, priors=spec.priors_obj(), **sampler,
+        )
+    else:
+        result, tables = _fit_family(spec, sel, sampler)
     t2 = time.perf_counter()
-    contrasts = sel.contrasts(d.outcome, treat=tuple(m.treat))
-    comparison = comparison_table(result, contrasts, outcome=d.outcome, published=_published_rows(td, d.outcome))
+    if m.family == "core":
+        contrasts = sel.contrasts(d.outcome, treat=tuple(m.treat))
+        comparison = comparison_table(result, contrasts, outcome=d.outcome, published=_published_rows(td, d.outcome))
+    else:  # no single treated-vs-control contrast per study: the family tables say more
+        contrasts, comparison = None, pd.DataFrame(columns=_comparison_columns())
     attrs = {
         "spec": spec.to_json(), "spec_hash": spec.hash(), "data_fingerprint": sel.fingerprint(),
         "data_name": td.name, "bayesln_versions": json.dumps(_versions()),
     }
     result.idata.attrs.update(attrs)
-    return Analysis(spec=spec, data=sel, result=result, contrasts=contrasts, comparison=comparison,
+    return Analysis(spec=spec, data=sel, result=result, contrasts=contrasts, comparison=comparison, tables=tables,
                     timings={"load_s": t1 - t0, "fit_s": t2 - t1, "compare_s": time.perf_counter() - t2})
 
 
+def _comparison_columns() -> list[str]:
+    from bayesln.checks.compare import COLUMNS
+
+    return list(COLUMNS)
+
+
+def _fit_family(spec: Spec, sel: TrialData, sampler: dict) -> tuple[object, dict]:
+    """Fit an ordinal / joint / network spec; returns the result and its tables."""
+    from bayesln.hierarchy.ordinal import DEFAULT
+
+    d, m = spec.data, spec.model
+    kw = m.family_kwargs()
+    common = dict(phases=tuple(d.phases) if d.phases else DEFAULT, designs=tuple(d.designs) if d.designs else None,
+                  priors=spec.priors_obj(), **sampler)
+    if m.family == "ordinal":
+        from bayesln.hierarchy.ordinal import fit_ordinal
+
+        res = fit_ordinal(sel, **kw, **common)
+        return res, {"arm_probabilities": res.arm_probabilities()}
+    if m.family == "joint":
+        from bayesln.hierarchy.joint import fit_joint
+
+        res = fit_joint(sel, tuple(d.outcomes), **kw, **common)
+        return res, {"correlation": res.correlation_check()}
+    from bayesln.hierarchy.network import compare_models, fit_network, node_split
+
+    inconsistency = kw.pop("inconsistency", "none")
+    res = fit_network(sel, d.outcome, **kw, **common)
+    tables = {"relative_effects": res.relative_effects(), "rank_probabilities": res.rank_probabilities()}
+    if inconsistency == "node_split":
+        split = node_split(sel, d.outcome, consistency=res, **{k: v for k, v in kw.items() if k != "model"}, **common)
+        tables["node_split"] = split
+        tables["node_split_not_splittable"] = split.attrs.get("not_splittable")
+    elif inconsistency == "ume":
+        ume = fit_network(sel, d.outcome, **{**kw, "model": "ume"}, **common)
+        tables["inconsistency_loo"] = compare_models({"consistency": res, "ume": ume})
+    return res, {k: v for k, v in tables.items() if v is not None}
+
+
 def _published_rows(td: TrialData, outcome: str) -> pd.DataFrame | None:
-    """Published pooled RRs for this outcome with the recomputation on their own trials."""
-    if td.published is None:
-        return None
-    try:
-        from bayesln.frequentist.published import reproduce_published
-    except ImportError:  # pragma: no cover
-        return None
-    rep = reproduce_published(td)
-    rep = rep[rep["outcome"] == outcome]
-    if rep.empty:
-        return None
-    rows = []
-    for _, r in rep.iterrows():
-        rows.append({"outcome": outcome, "subgroup": r["subgroup"], "source": "published", "method": r["model"],
-                     "measure": r["measure"], "k": len(str(r["trials"]).split(";")), "trials": r["trials"],
-                     "estimate": r["estimate"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
-                     "reason": f"Kraaij et al.; {r['reason']}" if r.get("reason") else "Kraaij et al.",
-                     "flag": not bool(r["reproduced"])})
-        if pd.notna(r.get("recomputed_estimate")):
-            rows.append({"outcome": outcome, "subgroup": r["subgroup"], "source": "recomputed", "method": "mantel_haenszel_fixed",
-                         "measure": r["measure"], "k": int(r.get("k_available", 0) or 0), "trials": r.get("trials_available", ""),
-                         "estimate": r["recomputed_estimate"], "ci_low": r["recomputed_ci_low"], "ci_high": r["recomputed_ci_high"],
-                         "reason": "reproduces the published figure" if r["reproduced"] else f"not reproduced: {r['reason']}",
-                         "flag": not bool(r["reproduced"])})
-    return pd.DataFrame(rows)
+    """Published pooled RRs for this outcome (every subgroup), each with its recomputation
+    on the listed trials that have counts and whether it reproduces
+    (:func:`bayesln.checks.compare.published_rows`); None without a published table."""
+    from bayesln.checks.compare import published_rows
+
+    return published_rows(td, outcome)
 
 
 # --------------------------------------------------------------------------- text
@@ -189,12 +222,18 @@ def save_analysis(analysis: Analysis, out: str | Path, *, name: str | None = Non
 
         _arviz.to_netcdf(res.idata, tmp / "idata.nc")
         summary.to_csv(tmp / "summary.csv", index=False, float_format="%.6g")
-        write_json(tmp / "summary.json", {"analysis": name, "outcome": analysis.spec.data.outcome, "status": res.status,
+        write_json(tmp / "summary.json", {"analysis": name, "outcome": analysis.spec.outcome, "status": res.status,
                                           "summary": frame_records(summary)})
         write_json(tmp / "diagnostics.json", diag)
         analysis.comparison.to_csv(tmp / "comparison.csv", index=False, float_format="%.6g")
         res.usage.to_csv(tmp / "usage.csv", index=False)
-        res.study_effects().to_csv(tmp / "study_effects.csv", index=False, float_format="%.6g")
+        if analysis.family == "core":
+            res.study_effects().to_csv(tmp / "study_effects.csv", index=False, float_format="%.6g")
+        for table_name, table in analysis.tables.items():
+            table.to_csv(tmp / f"{table_name}.csv", index=False, float_format="%.6g")
+        predictions = predictions_for_spec(analysis)
+        if predictions is not None:
+            predictions.to_csv(tmp / "predictions.csv", index=False, float_format="%.6g")
         write_json(tmp / "spec.json", analysis.spec.canonical())
         (tmp / "data.csv").write_text(analysis.data.to_csv_text(), encoding="utf-8")
         if figures:
@@ -248,3 +287,16 @@ def load_run(path: str | Path, *, spec: Spec | str | Path | None = None, data: T
     return LoadedRun(path=p, spec=stored, idata=idata, summary=pd.read_csv(p / "summary.csv"),
                      diagnostics=json.loads((p / "diagnostics.json").read_text(encoding="utf-8")),
                      comparison=pd.read_csv(p / "comparison.csv"), info=info)
+
+
+def predictions_for_spec(analysis: Analysis) -> pd.DataFrame | None:
+    """The prediction table (bayesln.predict) of the spec's targets, with the spec's seed;
+    ``None`` when the spec lists no targets. Target names are looked up in
+    ``targets.toml`` beside the spec, then in the shipped ``models/targets.toml``."""
+    if not analysis.spec.targets:
+        return None
+    from bayesln.predict.command import predictions_for
+
+    search = [Path(analysis.spec.path).parent] if analysis.spec.path else []
+    preds = predictions_for(analysis.result, list(analysis.spec.targets), seed=analysis.spec.sampler.seed, search=search)
+    return preds.table()

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+from bayesln.runs import Interrupted, request_stop, stop_requested
 
 app = typer.Typer(
     add_completion=False,
@@ -29,6 +32,34 @@ EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2
 
 class InputError(Exception):
     """Bad input from the user: reported as one paragraph, exit code 2."""
+
+
+def _on_signal(signum, frame) -> None:
+    """SIGINT / SIGTERM: stop, clean up, write nothing (see bayesln.runs.Interrupted)."""
+    if stop_requested() is not None:  # already unwinding: let the cleanup finish
+        return
+    request_stop(signum)
+    raise Interrupted(signum)
+
+
+def _install_signal_handlers() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _on_signal)
+    default_hook = sys.unraisablehook
+
+    def quiet_interrupt(unraisable) -> None:
+        # the handler ran inside a finaliser, where its exception is dropped (and printed);
+        # the stop flag it set still stops the run before anything is written
+        if not isinstance(unraisable.exc_value, Interrupted):
+            default_hook(unraisable)
+
+    sys.unraisablehook = quiet_interrupt
+
+
+def _interrupted_exit(signum: int) -> None:
+    name = signal.Signals(signum).name
+    typer.echo(f"error: interrupted by {name}; stopped without writing results (an existing run folder is unchanged)", err=True)
+    raise typer.Exit(128 + signum)
 
 
 def _fail(message: str, code: int = EXIT_INPUT) -> None:
@@ -73,6 +104,8 @@ def _run(fn):
             return fn()
     except typer.Exit:
         raise
+    except Interrupted as exc:
+        _interrupted_exit(exc.signum)
     except _input_errors() as exc:
         _fail(str(exc))
     except ValueError as exc:  # the API's argument errors (unknown outcome, label, ...)
@@ -148,6 +181,7 @@ def frequentist(
     method: str = typer.Option("mh", "--method", help="mh | iv | peto | dl | reml | pm"),
     hksj: bool = typer.Option(False, "--hksj", help="Hartung–Knapp–Sidik–Jonkman interval (random effects)."),
     subgroup: Optional[str] = typer.Option(None, "--subgroup", help="Column to split by, e.g. regimen."),
+    phase: Optional[str] = typer.Option(None, "--phase", help="Only studies of this phase (induction | maintenance)."),
     fmt: str = typer.Option("table", "--format", help="table | csv | json"),
 ) -> None:
     """Frequentist meta-analysis (Mantel–Haenszel, inverse variance, DL/REML/PM), matching metafor."""
@@ -157,7 +191,7 @@ def frequentist(
 
         text = frequentist_command(
             data, outcome, [t for t in treat.split(",") if t], None if control is None else [c for c in control.split(",") if c],
-            measure=measure, method=method, hksj=hksj, subgroup=subgroup, fmt=fmt,
+            measure=measure, method=method, hksj=hksj, subgroup=subgroup, fmt=fmt, phase=phase,
         )
         typer.echo(text)
 
@@ -182,30 +216,76 @@ def fit(
 
     def body():
         from bayesln.analysis import run_analysis, save_analysis
-        from bayesln.spec import load_spec
+        from bayesln.data import ContrastError, DataValidationError
+        from bayesln.runs import RunError, run_path
+        from bayesln.spec import SpecError, load_spec
 
         for flag, v in (("--draws", draws), ("--chains", chains)):
             if v is not None and v < 1:
                 raise InputError(f"{flag} must be a positive integer, not {v}")
         if tune is not None and tune < 0:
             raise InputError(f"--tune must be zero or a positive integer, not {tune}")
+        if seed is not None and not 0 <= seed <= 2**32 - 1:
+            raise InputError(f"--seed must be an integer in [0, 2**32 - 1], not {seed}")
         sp = load_spec(spec)
+        try:  # a bad --name / --out fails now, not after sampling
+            run_path(out, name or sp.name)
+        except RunError as exc:
+            raise InputError(f"--name: {exc}" if name else str(exc)) from None
+        if out.exists() and not out.is_dir():
+            raise InputError(f"--out {out}: exists and is not a folder")
+        td = _fit_data(sp, spec, data)
         if not quiet:
-            typer.echo(f"fitting {sp.name} ({sp.data.outcome}) …", err=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            analysis = run_analysis(sp, data=data, seed=seed, draws=draws, tune=tune, chains=chains,
-                                    progressbar=None if not quiet else False)
+            typer.echo(f"fitting {sp.name} ({sp.outcome}) …", err=True)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                analysis = run_analysis(sp, data=td, seed=seed, draws=draws, tune=tune, chains=chains,
+                                        progressbar=None if not quiet else False)
+        except (SpecError, RunError, DataValidationError, ContrastError):
+            raise
+        except ValueError as exc:  # the model cannot be built for this spec and data
+            raise InputError(f"{spec}: {exc}") from None
+        if stop_requested() is not None:  # the interruption was swallowed somewhere
+            raise Interrupted(stop_requested())
         path = save_analysis(analysis, out, name=name)
         if not quiet:
             typer.echo(analysis.text_summary())
             typer.echo(f"results written to {path}/ (summary.csv, comparison.csv, diagnostics.json, idata.nc, figures/)")
+            if analysis.status == "ok" and sp.model.family == "core":
+                typer.echo(f"next: `bayesln check {path}` (frequentist comparison, PPC, LOO, prior sensitivity)")
         if analysis.status != "ok":
             typer.echo(f"warning: {sp.name}: the diagnostics gate failed: {'; '.join(analysis.result.diagnostics.problems)}", err=True)
             if not allow_failed_gate:
                 raise typer.Exit(EXIT_GATE)
 
     _run(body)
+
+
+def _fit_data(sp, spec_arg: str, data: str | None):
+    """The fit's data (``--data`` or the spec's ``data.source``), with the spec's
+    treatment labels checked against it; errors name where the data came from."""
+    from bayesln.analysis import load_data_source, select_for_spec
+
+    src, where = (data, "--data") if data is not None else (sp.data_source(), f"{spec_arg}: key 'data.source'")
+    try:
+        td = load_data_source(src)
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise InputError(f"{where}: {exc}") from None
+    if sp.model.family == "network":  # nodes, not a treated side: checked by the network design
+        return td
+    labels = set()
+    arms = select_for_spec(td, sp).arms
+    for col in ("treatment", "node"):
+        if col in arms.columns:
+            labels |= {str(x) for x in arms[col].dropna()}
+    bad = [t for t in sp.model.treat if t not in labels]
+    if bad:
+        raise InputError(
+            f"{spec_arg}: invalid spec: key 'model.treat': unknown treatment label(s) {', '.join(map(repr, bad))}; "
+            f"labels in the selected data: {', '.join(sorted(labels))}"
+        )
+    return td
 
 
 @app.command("summarize")
@@ -226,14 +306,102 @@ def summarize(
         elif fmt == "json":
             typer.echo((run / "summary.json").read_text(encoding="utf-8"))
         else:
-            typer.echo(summary_text(r.spec.name, r.spec.data.outcome, r.summary, r.diagnostics, r.comparison))
+            typer.echo(summary_text(r.spec.name, r.spec.outcome, r.summary, r.diagnostics, r.comparison))
+
+    _run(body)
+
+
+# --------------------------------------------------------------------------- check / predict
+@app.command("check")
+def check(
+    run: Path = typer.Argument(..., help="A run folder written by `bayesln fit` (core family)."),
+    fmt: str = typer.Option("table", "--format", help="table | json"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the check tables and figures into this folder."),
+    draws: Optional[int] = typer.Option(None, "--draws", help="Draws per chain of the refits (default: the run's)."),
+    tune: Optional[int] = typer.Option(None, "--tune", help="Tuning steps per chain of the refits."),
+    chains: Optional[int] = typer.Option(None, "--chains", help="Chains of the refits."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Level of the PPC flags (two-sided Bayesian p-value)."),
+    no_sensitivity: bool = typer.Option(False, "--no-sensitivity", help="Skip the prior-sensitivity refits."),
+    no_models: bool = typer.Option(False, "--no-models", help="Skip the model comparison refits."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
+) -> None:
+    """Check a run: Bayesian vs frequentist vs published RRs, posterior predictive checks,
+    leave-one-study-out (PSIS-LOO with exact refits), prior sensitivity, model comparison."""
+
+    def body():
+        from bayesln.checks.command import check_command, run_checks, format_report
+
+        for flag, v in (("--draws", draws), ("--chains", chains)):
+            if v is not None and v < 1:
+                raise InputError(f"{flag} must be a positive integer, not {v}")
+        if tune is not None and tune < 0:
+            raise InputError(f"--tune must be zero or a positive integer, not {tune}")
+        if fmt not in ("table", "json"):
+            raise InputError(f"--format must be table or json, not {fmt!r}")
+        if not run.is_dir():
+            raise InputError(f"{run}: no such run folder")
+        opts = dict(alpha=alpha, draws=draws, tune=tune, chains=chains, sensitivity=not no_sensitivity,
+                    models=not no_models, progressbar=not quiet and sys.stderr.isatty())
+        if out is None:
+            typer.echo(check_command(str(run), fmt, **opts), nl=False)
+            return
+        if out.exists() and not out.is_dir():
+            raise InputError(f"--out {out}: exists and is not a folder")
+        rep = run_checks(run, **opts)
+        if stop_requested() is not None:
+            raise Interrupted(stop_requested())
+        where = rep.save(out)
+        if fmt == "json":
+            typer.echo(json.dumps(rep.to_dict(), indent=2, allow_nan=False, default=str))
+        else:
+            typer.echo(format_report(rep), nl=False)
+        if not quiet:
+            typer.echo(f"check tables written to {where}/", err=True)
+
+    _run(body)
+
+
+@app.command("predict")
+def predict(
+    run_or_spec: str = typer.Argument(..., help="A run folder of `bayesln fit`, or a spec (fitted first)."),
+    target: Optional[str] = typer.Option(None, "--target", help="One target name (default: every target of the spec)."),
+    fmt: str = typer.Option("table", "--format", help="table | csv | json"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the predictive draws (default: the spec's)."),
+    draws: Optional[int] = typer.Option(None, "--draws", help="Posterior draws used (default: all)."),
+    margin: Optional[float] = typer.Option(None, "--margin", help="Clinical margin for P(RD > margin)."),
+    ci: float = typer.Option(0.95, "--ci", help="Interval level, in (0, 1)."),
+    targets_file: Optional[str] = typer.Option(None, "--targets-file", help="A targets TOML file (default: beside the spec, then models/targets.toml)."),
+) -> None:
+    """Posterior predictive response / adverse-event probabilities for target populations,
+    with the extrapolation report (covariates outside the trials, prior-to-posterior
+    contraction, sensitivity to the prior on unidentified effect modifiers)."""
+
+    def body():
+        from bayesln.predict.command import predict_command
+
+        if fmt not in ("table", "csv", "json"):
+            raise InputError(f"--format must be table, csv or json, not {fmt!r}")
+        if not 0 < ci < 1:
+            raise InputError(f"--ci must be in (0, 1), not {ci}")
+        if draws is not None and draws < 1:
+            raise InputError(f"--draws must be a positive integer, not {draws}")
+        if seed is not None and not 0 <= seed <= 2**32 - 1:
+            raise InputError(f"--seed must be an integer in [0, 2**32 - 1], not {seed}")
+        text = predict_command(run_or_spec, target, fmt, seed=seed, draws=draws, margin=margin, ci=ci,
+                               targets_file=targets_file)
+        typer.echo(text, nl=not text.endswith("\n"))
 
     _run(body)
 
 
 def main() -> None:  # console-script entry point
     os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
-    app()
+    _install_signal_handlers()
+    try:
+        app()
+    except Interrupted as exc:  # outside a command body (argument parsing, imports)
+        typer.echo(f"error: interrupted by {signal.Signals(exc.signum).name}", err=True)
+        sys.exit(128 + exc.signum)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,14 +3,37 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg", force=False)
+# headless by default (the command line), but keep a backend the user or Jupyter chose
+# (ipykernel sets MPLBACKEND to the inline backend; forcing Agg there hides every figure)
+if not os.environ.get("MPLBACKEND"):
+    matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+
+def _ratio_axis(ax) -> None:
+    """Plain-number ticks (0.5, 1, 1.5, 2, ...) on a log ratio axis: matplotlib's default
+    labels overlap ("1.1x10^0 1.2x10^0 ...") when the range lies within one decade."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    lo, hi = ax.get_xlim()
+    e_lo, e_hi = int(np.floor(np.log10(lo))) - 1, int(np.ceil(np.log10(hi))) + 1
+    ticks = [1.0]
+    for mant in ((1,), (1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9)):
+        inside = [t for t in sorted({round(m * 10.0**e, 10) for e in range(e_lo, e_hi + 1) for m in mant}) if lo <= t <= hi]
+        if len(inside) > 8:
+            break
+        if inside:
+            ticks = inside
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
 
 
 def _diamond(ax, y, lo, mid, hi, color, label=None, h=0.3):
@@ -64,6 +87,7 @@ def forest_plot(result, *, title: str | None = None, ci: float = 0.95, frequenti
             y += 0.8
     ax.axvline(1, color="k", lw=0.8)
     ax.set_xscale("log")
+    _ratio_axis(ax)
     ticks = list(ys) + sorted(ylab)
     ax.set_yticks(ticks, labels + [ylab[t] for t in sorted(ylab)])
     ax.set_xlabel("odds ratio (TAC vs comparator; log scale)")
@@ -88,6 +112,7 @@ def comparison_plot(comparison: pd.DataFrame, *, title: str | None = None):
     ax.set_yticks(ys, [f"{r['source']}: {r['method']} [{r['subgroup']}] (k={r['k']})" for _, r in c.iterrows()], fontsize=8)
     ax.axvline(1, color="k", lw=0.8)
     ax.set_xscale("log")
+    _ratio_axis(ax)
     ax.set_xlabel("relative risk (log scale)")
     ax.set_title(title or "Bayesian vs frequentist vs published relative risks")
     fig.tight_layout()
@@ -102,20 +127,21 @@ def save_figure(fig, folder: Path, stem: str) -> None:
 
 
 def save_run_figures(analysis, folder: Path) -> None:
-    from bayesln.frequentist import meta_analysis
+    """The run's figures: forest and comparison plots (core family) and trace/rank plots
+    of the pooled parameters (every family)."""
+    from bayesln import _arviz
 
-    freq = None
-    try:
-        rows = [meta_analysis(analysis.contrasts, "OR", m).summary for m in ("mh", "reml")]
-        freq = pd.concat(rows, ignore_index=True)
-    except ValueError:
-        freq = None
-    save_figure(forest_plot(analysis.result, title=analysis.spec.analysis.title or None, frequentist=freq), folder, "forest")
-    save_figure(comparison_plot(analysis.comparison), folder, "comparison")
-    try:
-        from bayesln import _arviz
+    idata = analysis.result.idata
+    if analysis.spec.model.family == "core":
+        from bayesln.frequentist import meta_analysis
 
-        fig = _arviz.plot_trace(analysis.result.idata, var_names=["d", "tau"] if "tau" in analysis.result.idata.posterior else ["d"])
-        save_figure(fig, folder, "trace")
-    except (AttributeError, ImportError):
-        pass
+        try:
+            rows = [meta_analysis(analysis.contrasts, "OR", m).summary for m in ("mh", "reml")]
+            freq = pd.concat(rows, ignore_index=True)
+        except ValueError:  # fewer than two studies with counts: no pooled frequentist row
+            freq = None
+        save_figure(forest_plot(analysis.result, title=analysis.spec.analysis.title or None, frequentist=freq), folder, "forest")
+        save_figure(comparison_plot(analysis.comparison), folder, "comparison")
+    names = [v for v in ("d", "tau", "rho") if v in idata.posterior.data_vars]
+    if names:
+        save_figure(_arviz.plot_trace(idata, var_names=names), folder, "trace")

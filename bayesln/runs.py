@@ -43,6 +43,30 @@ class RunError(ValueError):
     """A run folder that cannot be written or loaded as asked."""
 
 
+class Interrupted(BaseException):
+    """SIGINT / SIGTERM received (raised by the command line's signal handlers). A
+    BaseException, not a KeyboardInterrupt: the samplers (nutpie, PyMC) catch
+    KeyboardInterrupt and return the draws so far, which must never become a run."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+_STOP: int | None = None
+
+
+def request_stop(signum: int) -> None:
+    """Record an interruption: no run folder is committed after this. (A signal handler
+    that raises inside a finaliser loses its exception; this flag is not lost.)"""
+    global _STOP
+    _STOP = signum
+
+
+def stop_requested() -> int | None:
+    return _STOP
+
+
 def check_run_name(name: str) -> str:
     if not NAME_RE.match(name) or ".." in name or "/" in name or "\\" in name:
         raise RunError(
@@ -73,19 +97,24 @@ def atomic_run_dir(out: str | os.PathLike, name: str) -> Iterator[Path]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale(dest.parent, name)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=dest.parent))
+    old = None
     try:
         yield tmp
-        old = None
+        if _STOP is not None:
+            raise Interrupted(_STOP)
         if dest.exists():
             old = Path(tempfile.mkdtemp(prefix=f".old-{name}-", dir=dest.parent))
             old.rmdir()
             os.replace(dest, old)
         os.replace(tmp, dest)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     finally:
+        # an interruption between the two renames must not lose the existing run
+        if old is not None and old.exists() and not dest.exists():
+            os.replace(old, dest)
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and old.exists():
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def write_json(path: Path, obj) -> None:

@@ -18,7 +18,7 @@ the seed. Errors name the file, the key and the allowed values::
     family = "core"
     treat = ["tac"]
     baseline = "independent"           # or "exchangeable"
-    effect_modifiers = []              # e.g. ["regimen:triple"]
+    effect_modifiers = []              # e.g. ["regimen"] (TAC triple vs duo), ["asian_fraction"]
     common_effect = false
 
     [priors]                           # any of: baseline, m, sigma_mu, d, tau, beta, gamma
@@ -40,7 +40,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bayesln import vocab
 
@@ -70,7 +70,10 @@ class AnalysisSection(_Section):
 
 class DataSection(_Section):
     source: str = "tacrolimus_ln"
-    outcome: str
+    #: one outcome (families core, network); "renal_response" (CR / PR / NR) for ordinal
+    outcome: str | None = None
+    #: two or more outcomes (family joint)
+    outcomes: list[str] | None = None
     phases: list[Literal["induction", "maintenance", "induction_maintenance"]] | None = None
     designs: list[Literal["rct", "cohort", "case_control", "single_arm"]] | None = None
     studies: list[str] | None = None
@@ -78,20 +81,86 @@ class DataSection(_Section):
 
     @field_validator("outcome")
     @classmethod
-    def _outcome(cls, v: str) -> str:
-        if v not in vocab.OUTCOMES:
-            raise ValueError(f"unknown outcome {v!r}; allowed: {', '.join(vocab.OUTCOMES)}")
+    def _outcome(cls, v: str | None) -> str | None:
+        if v is not None and v not in vocab.OUTCOMES and v != ORDINAL_OUTCOME:
+            raise ValueError(
+                f"unknown outcome {v!r}; allowed: {', '.join(vocab.OUTCOMES)} (or {ORDINAL_OUTCOME!r} for family 'ordinal')"
+            )
+        return v
+
+    @field_validator("outcomes")
+    @classmethod
+    def _outcomes(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        bad = [o for o in v if o not in vocab.OUTCOMES]
+        if bad:
+            raise ValueError(f"unknown outcome(s) {', '.join(map(repr, bad))}; allowed: {', '.join(vocab.OUTCOMES)}")
+        if len(set(v)) < 2:
+            raise ValueError("needs two or more different outcomes")
         return v
 
 
+#: [model] keys of each family (beyond ``family``); a key of another family set to a
+#: non-default value is refused, with the family's keys listed
+FAMILY_MODEL_KEYS = {
+    "core": ("treat", "baseline", "effect_modifiers", "baseline_covariates", "common_effect", "parameterization"),
+    "ordinal": ("treat", "link", "cutpoint_specific", "baseline", "effect_modifiers", "phase_effect",
+                "common_effect", "reference_baseline"),
+    "joint": ("treat", "lkj_eta", "baseline", "directions"),
+    "network": ("reference", "model", "effects", "treatments", "inconsistency"),
+}
+ORDINAL_OUTCOME = "renal_response"
+ORDINAL_MODIFIERS = ("regimen", "comparator", "phase")
+
+
 class ModelSection(_Section):
-    family: Literal["core"] = "core"
+    family: Literal["core", "ordinal", "joint", "network"] = "core"
     treat: list[str] = Field(default_factory=lambda: ["tac"])
     baseline: Literal["independent", "exchangeable"] = "independent"
-    effect_modifiers: list[str] = Field(default_factory=list)
+    #: core: covariates on the treatment effect (default none); ordinal: a subset of
+    #: regimen / comparator / phase (default: those that vary among the included studies)
+    effect_modifiers: list[str] | None = None
     baseline_covariates: list[str] = Field(default_factory=list)
     common_effect: bool = False
     parameterization: Literal["noncentered", "centered"] = "noncentered"
+    # family "ordinal" (None: the fit function's default)
+    link: Literal["sequential", "cumulative"] | None = None
+    cutpoint_specific: bool | None = None
+    phase_effect: bool | None = None
+    reference_baseline: Literal["auto", "mean", "typical"] | dict[str, float] | None = None
+    # family "joint"
+    lkj_eta: float | None = Field(None, gt=0)
+    directions: dict[str, Literal["benefit", "harm"]] | None = None
+    # family "network"
+    reference: str | None = None
+    model: Literal["consistency", "ume"] | None = None
+    effects: Literal["random", "fixed"] | None = None
+    treatments: list[str] | None = None
+    inconsistency: Literal["none", "node_split", "ume"] | None = None
+
+    @field_validator("effect_modifiers", "baseline_covariates")
+    @classmethod
+    def _covariates(cls, v: list[str] | None, info) -> list[str] | None:
+        from bayesln.hierarchy.design import BASELINE_COVARIATES, EFFECT_MODIFIERS
+
+        if v is None:
+            return v
+        allowed = EFFECT_MODIFIERS if info.field_name == "effect_modifiers" else BASELINE_COVARIATES
+        bad = [c for c in v if c not in allowed]
+        if bad:
+            raise ValueError(f"unknown covariate(s) {', '.join(map(repr, bad))}; allowed: {', '.join(allowed)}")
+        return v
+
+    def family_kwargs(self) -> dict:
+        """Keyword arguments for the family's fit function: the family's keys that the
+        spec sets (keys left at None take the fit function's default)."""
+        out = {}
+        for k in FAMILY_MODEL_KEYS[self.family]:
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = tuple(v) if isinstance(v, list) else v
+        return out
 
 
 class SamplerSection(_Section):
@@ -123,13 +192,54 @@ class Spec(_Section):
     targets: list[str | dict[str, Any]] = Field(default_factory=list)
     path: str | None = Field(default=None, exclude=True)
 
+    @model_validator(mode="after")
+    def _family(self) -> Spec:
+        fam, m, d = self.model.family, self.model, self.data
+        defaults = ModelSection()
+        bad = [k for k in ModelSection.model_fields if k != "family" and k not in FAMILY_MODEL_KEYS[fam]
+               and getattr(m, k) != getattr(defaults, k)]
+        if bad:
+            raise ValueError(f"key 'model.{bad[0]}': not used by family {fam!r}; its keys: {', '.join(FAMILY_MODEL_KEYS[fam])}")
+        if fam == "joint":
+            if d.outcomes is None or d.outcome is not None:
+                raise ValueError("key 'data.outcomes': family 'joint' needs data.outcomes = [two or more outcomes] and no data.outcome")
+        else:
+            if d.outcomes is not None:
+                raise ValueError(f"key 'data.outcomes': only family 'joint' takes several outcomes; use data.outcome for family {fam!r}")
+            if fam == "ordinal":
+                if d.outcome not in (None, ORDINAL_OUTCOME):
+                    raise ValueError(f"key 'data.outcome': family 'ordinal' models {ORDINAL_OUTCOME!r} (CR / PR / NR), not {d.outcome!r}")
+            elif d.outcome is None:
+                raise ValueError(f"key 'data.outcome': missing required key for family {fam!r}")
+            elif d.outcome == ORDINAL_OUTCOME:
+                raise ValueError(f"key 'data.outcome': {ORDINAL_OUTCOME!r} is modelled by family 'ordinal', not {fam!r}")
+        if fam == "ordinal" and m.effect_modifiers is not None:
+            extra = [c for c in m.effect_modifiers if c not in ORDINAL_MODIFIERS]
+            if extra:
+                raise ValueError(f"key 'model.effect_modifiers': family 'ordinal' allows {', '.join(ORDINAL_MODIFIERS)}; got {', '.join(extra)}")
+        if self.targets and fam != "core":
+            raise ValueError(f"key 'targets': predictions are made from family 'core' fits, not {fam!r}")
+        return self
+
     # -------------------------------------------------------------- derived
     @property
     def name(self) -> str:
         return self.analysis.name
 
+    @property
+    def outcome(self) -> str:
+        """The outcome (``renal_response`` for an ordinal spec, ``a+b+c`` for a joint one)."""
+        if self.data.outcomes:
+            return "+".join(self.data.outcomes)
+        return self.data.outcome or ORDINAL_OUTCOME
+
     def priors_obj(self):
-        """The validated :class:`bayesln.hierarchy.priors.Priors`."""
+        """The validated :class:`bayesln.hierarchy.priors.Priors` (``OrdinalPriors`` for
+        family ordinal: adds the cumulative-link priors ``gap`` and ``psi``)."""
+        if self.model.family == "ordinal":
+            from bayesln.hierarchy.ordinal import OrdinalPriors
+
+            return OrdinalPriors(**self.priors)
         from bayesln.hierarchy.priors import Priors
 
         return Priors(**self.priors)
@@ -178,8 +288,25 @@ def _format_errors(exc: ValidationError, label: str, raw: dict) -> str:
             msgs.append(f"missing required key '{loc}'")
         elif kind == "literal_error":
             msgs.append(f"key '{loc}': {e['input']!r} is not allowed; {e['msg'].replace('Input should be', 'allowed:')}")
+        elif not e["loc"]:  # a whole-spec check (family keys); its message names the key
+            msgs.append(e["msg"].removeprefix("Value error, "))
         else:
-            msgs.append(f"key '{loc}': {e['msg']} (got {e.get('input')!r})")
+            msg = e["msg"].removeprefix("Value error, ")
+            msgs.append(f"key '{loc}': {msg} (got {e.get('input')!r})")
+    return f"{label}: invalid spec: " + "; ".join(msgs)
+
+
+def _format_prior_errors(exc: ValidationError, label: str, raw: dict) -> str:
+    from bayesln.hierarchy.priors import Priors
+
+    msgs = []
+    for e in exc.errors():
+        loc = ".".join(["priors", *(str(x) for x in e["loc"])]) if e["loc"] else "priors"
+        if e["type"] == "extra_forbidden":
+            msgs.append(f"unknown key '{e['loc'][-1]}' in [priors]; allowed keys: {', '.join(Priors.model_fields)}")
+        else:
+            given = raw.get(e["loc"][0], e.get("input")) if len(e["loc"]) == 1 else e.get("input")
+            msgs.append(f"key '{loc}': {e['msg'].removeprefix('Value error, ')} (got {given!r})")
     return f"{label}: invalid spec: " + "; ".join(msgs)
 
 
@@ -190,9 +317,17 @@ def _validate(raw: dict, label: str, path: str | None = None) -> Spec:
         raise SpecError(_format_errors(exc, label, raw)) from None
     try:
         spec.priors_obj()
-    except (ValidationError, ValueError) as exc:
-        msg = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-        raise SpecError(f"{label}: invalid spec: key 'priors': {msg}") from None
+    except ValidationError as exc:
+        raise SpecError(_format_prior_errors(exc, label, spec.priors)) from None
+    except ValueError as exc:
+        raise SpecError(f"{label}: invalid spec: key 'priors': {exc}") from None
+    if spec.targets:
+        from bayesln.predict.targets import check_spec_targets
+
+        try:
+            check_spec_targets(spec.targets, path)
+        except ValueError as exc:
+            raise SpecError(f"{label}: invalid spec: key 'targets': {exc}") from None
     return spec
 
 
