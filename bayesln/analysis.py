@@ -231,15 +231,15 @@ def save_analysis(analysis: Analysis, out: str | Path, *, name: str | None = Non
             res.study_effects().to_csv(tmp / "study_effects.csv", index=False, float_format="%.6g")
         for table_name, table in analysis.tables.items():
             table.to_csv(tmp / f"{table_name}.csv", index=False, float_format="%.6g")
-        predictions = predictions_for_spec(analysis)
+        predictions = prediction_set_for_spec(analysis)
         if predictions is not None:
-            predictions.to_csv(tmp / "predictions.csv", index=False, float_format="%.6g")
+            predictions.table().to_csv(tmp / "predictions.csv", index=False, float_format="%.6g")
         write_json(tmp / "spec.json", analysis.spec.canonical())
         (tmp / "data.csv").write_text(analysis.data.to_csv_text(), encoding="utf-8")
         if figures:
             from bayesln.plots import save_run_figures
 
-            save_run_figures(analysis, tmp / "figures")
+            save_run_figures(analysis, tmp / "figures", predictions=predictions)
         files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
         write_json(tmp / "run.json", {"name": name, "status": res.status, "spec_hash": analysis.spec.hash(),
                                       "data_fingerprint": analysis.data.fingerprint(), "seed": analysis.spec.sampler.seed,
@@ -289,14 +289,19 @@ def load_run(path: str | Path, *, spec: Spec | str | Path | None = None, data: T
                      comparison=pd.read_csv(p / "comparison.csv"), info=info)
 
 
-def predictions_for_spec(analysis: Analysis) -> pd.DataFrame | None:
-    """The prediction table (bayesln.predict) of the spec's targets, with the spec's seed;
-    ``None`` when the spec lists no targets. Target names are looked up in
-    ``targets.toml`` beside the spec, then in the shipped ``models/targets.toml``."""
+def prediction_set_for_spec(analysis: Analysis):
+    """The predictions (a ``bayesln.predict.PredictionSet``) of the spec's targets, with
+    the spec's seed; ``None`` when the spec lists no targets. Target names are looked up
+    in ``targets.toml`` beside the spec, then in the shipped ``models/targets.toml``."""
     if not analysis.spec.targets:
         return None
     from bayesln.predict.command import predictions_for
 
     search = [Path(analysis.spec.path).parent] if analysis.spec.path else []
-    preds = predictions_for(analysis.result, list(analysis.spec.targets), seed=analysis.spec.sampler.seed, search=search)
-    return preds.table()
+    return predictions_for(analysis.result, list(analysis.spec.targets), seed=analysis.spec.sampler.seed, search=search)
+
+
+def predictions_for_spec(analysis: Analysis) -> pd.DataFrame | None:
+    """The prediction table of the spec's targets (``predictions.csv``); ``None`` without targets."""
+    preds = prediction_set_for_spec(analysis)
+    return None if preds is None else preds.table()

@@ -40,19 +40,35 @@ def _diamond(ax, y, lo, mid, hi, color, label=None, h=0.3):
     ax.fill([lo, mid, hi, mid], [y, y + h, y, y - h], color=color, label=label, zorder=3)
 
 
-def forest_plot(result, *, title: str | None = None, ci: float = 0.95, frequentist: pd.DataFrame | None = None):
-    """Study rows with the observed OR (square sized by inverse variance, 0.5-corrected
-    when a cell is zero) and the shrunken Bayesian OR beside it; pooled Bayesian diamond,
-    optional frequentist fixed/random diamonds (rows of a frequentist summary with
-    ``measure == "OR"``), and the 95% prediction interval for a new study."""
+def forest_plot(result, *, title: str | None = None, ci: float = 0.95, frequentist: pd.DataFrame | None = None,
+                published: pd.DataFrame | None = None):
+    """Forest plot in the style of metafor's ``forest()``: one row per study with the
+    observed OR (square sized by its weight, 0.5-corrected when a cell is zero) and the
+    shrunken Bayesian OR beside it, the study's weight in the right margin (random-effects
+    weights 1/(v_i + tau^2) with the REML tau^2 when a REML row is given, else inverse
+    variance); below the studies the frequentist common/random diamonds (rows of a
+    frequentist summary with ``measure == "OR"``), the pooled Bayesian diamond and the 95%
+    prediction interval for a new study. ``published``: comparison rows with
+    ``source == "published"`` (relative risks, so not on this OR axis) are listed under the
+    plot."""
+    import textwrap
+
     se = result.study_effects(ci)
     lo_col = [c for c in se.columns if c.startswith("or_q")][0]
     hi_col = [c for c in se.columns if c.startswith("or_q")][1]
     k = len(se)
-    fig_h = 1.6 + 0.45 * (k + 4)
-    fig, ax = plt.subplots(figsize=(8.5, fig_h))
-    ys = np.arange(k, 0, -1) + 3
-    w = 1 / se["observed_se"].to_numpy() ** 2
+    freq = frequentist[frequentist["measure"] == "OR"] if frequentist is not None else pd.DataFrame()
+    n_pool = len(freq) + 2
+    fig_h = 1.9 + 0.45 * (k + n_pool + 1)
+    fig, ax = plt.subplots(figsize=(9.5, fig_h))
+    ys = np.arange(k, 0, -1) + n_pool + 0.5
+    v = se["observed_se"].to_numpy() ** 2
+    tau2 = 0.0
+    if len(freq) and "tau2" in freq.columns:
+        t = freq["tau2"].dropna()
+        tau2 = float(t.iloc[-1]) if len(t) else 0.0
+    w = 1 / (v + tau2)
+    wpct = 100 * w / w.sum()
     size = 30 + 170 * w / w.max()
     obs = np.exp(se["observed_log_or"].to_numpy())
     olo = np.exp(se["observed_log_or"] - 1.96 * se["observed_se"]).to_numpy()
@@ -67,11 +83,21 @@ def forest_plot(result, *, title: str | None = None, ci: float = 0.95, frequenti
         f"{r.events_t}/{r.n_t} vs {r.events_c}/{r.n_c}"
         for i, r in enumerate(se.itertuples())
     ]
+    trans = ax.get_yaxis_transform()  # x in axes coordinates, y in data
+    ax.text(1.02, ys[0] + 0.9, "weight", transform=trans, fontsize=8, ha="left", va="center", weight="bold")
+    for y, wp in zip(ys, wpct):
+        ax.text(1.02, y, f"{wp:.1f}%", transform=trans, fontsize=8, ha="left", va="center")
+    ylab = {}
+    y = n_pool
+    for _, r in freq.iterrows():
+        _diamond(ax, y, r["ci_low"], r["estimate"], r["ci_high"], "0.55", h=0.25)
+        ylab[y] = f"{r['method'].upper()} OR {r['estimate']:.2f} ({r['ci_low']:.2f}-{r['ci_high']:.2f})"
+        y -= 1
     post = result.idata.posterior
     d = post["d"].values.reshape(-1)
     q = np.exp(np.quantile(d, [(1 - ci) / 2, 0.5, (1 + ci) / 2]))
     _diamond(ax, 2, q[0], q[1], q[2], "tab:blue", label="pooled OR (Bayesian)")
-    ylab = {2: f"Bayesian pooled OR {q[1]:.2f} ({q[0]:.2f}-{q[2]:.2f})"}
+    ylab[2] = f"Bayesian pooled OR {q[1]:.2f} ({q[0]:.2f}-{q[2]:.2f})"
     if "tau" in post:
         rng = np.random.default_rng(0)
         tau = post["tau"].values.reshape(-1)
@@ -79,23 +105,24 @@ def forest_plot(result, *, title: str | None = None, ci: float = 0.95, frequenti
         p = np.quantile(new, [(1 - ci) / 2, (1 + ci) / 2])
         ax.hlines(1, p[0], p[1], color="tab:blue", lw=3, alpha=0.5, label="prediction interval (new study)")
         ylab[1] = f"prediction interval {p[0]:.2f}-{p[1]:.2f}"
-    if frequentist is not None:
-        y = 3 + k + 0.9
-        for _, r in frequentist[frequentist["measure"] == "OR"].iterrows():
-            _diamond(ax, y, r["ci_low"], r["estimate"], r["ci_high"], "0.55", h=0.25)
-            ylab[y] = f"{r['method'].upper()} OR {r['estimate']:.2f} ({r['ci_low']:.2f}-{r['ci_high']:.2f})"
-            y += 0.8
+    ax.axhline(n_pool + 0.5 - 0.5 + 0.25, color="0.8", lw=0.6)
     ax.axvline(1, color="k", lw=0.8)
     ax.set_xscale("log")
     _ratio_axis(ax)
     ticks = list(ys) + sorted(ylab)
     ax.set_yticks(ticks, labels + [ylab[t] for t in sorted(ylab)])
+    ax.set_ylim(0.3, ys[0] + 1.4)
     ax.set_xlabel("odds ratio (TAC vs comparator; log scale)")
-    import textwrap
-
     ax.set_title("\n".join(textwrap.wrap(title or f"{result.outcome}: study and pooled odds ratios", 70)), fontsize=10)
     ax.legend(loc="lower right", fontsize=7, frameon=False)
-    fig.tight_layout()
+    if published is not None and len(published):
+        notes = [f"published ({r['method'].replace('_', ' ')}, {r['subgroup']}): RR {r['estimate']:.2f} "
+                 f"({r['ci_low']:.2f}-{r['ci_high']:.2f}), k={r['k']}"
+                 for _, r in published.iterrows() if pd.notna(r["estimate"])]
+        if notes:
+            fig.text(0.01, 0.005, "Kraaij et al. " + "; ".join(notes) + " - relative risks, see comparison.png",
+                     fontsize=7, ha="left", va="bottom", wrap=True)
+    fig.tight_layout(rect=(0, 0.04 if published is not None and len(published) else 0, 1, 1))
     return fig
 
 
@@ -126,9 +153,10 @@ def save_figure(fig, folder: Path, stem: str) -> None:
     plt.close(fig)
 
 
-def save_run_figures(analysis, folder: Path) -> None:
-    """The run's figures: forest and comparison plots (core family) and trace/rank plots
-    of the pooled parameters (every family)."""
+def save_run_figures(analysis, folder: Path, predictions=None) -> None:
+    """The run's figures: forest and comparison plots (core family), the targets'
+    predicted probabilities (with targets) and trace/rank plots of the pooled parameters
+    (every family)."""
     from bayesln import _arviz
 
     idata = analysis.result.idata
@@ -140,8 +168,15 @@ def save_run_figures(analysis, folder: Path) -> None:
             freq = pd.concat(rows, ignore_index=True)
         except ValueError:  # fewer than two studies with counts: no pooled frequentist row
             freq = None
-        save_figure(forest_plot(analysis.result, title=analysis.spec.analysis.title or None, frequentist=freq), folder, "forest")
+        comp = analysis.comparison
+        pub = comp[(comp["source"] == "published") & (comp["subgroup"] == "all")] if len(comp) else None
+        save_figure(forest_plot(analysis.result, title=analysis.spec.analysis.title or None, frequentist=freq,
+                                published=pub), folder, "forest")
         save_figure(comparison_plot(analysis.comparison), folder, "comparison")
+    if predictions is not None and len(predictions):
+        from bayesln.predict.plots import plot_targets
+
+        save_figure(plot_targets(predictions, title=analysis.spec.analysis.title or None), folder, "predictions")
     names = [v for v in ("d", "tau", "rho") if v in idata.posterior.data_vars]
     if names:
         save_figure(_arviz.plot_trace(idata, var_names=names), folder, "trace")
