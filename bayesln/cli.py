@@ -67,6 +67,22 @@ def _fail(message: str, code: int = EXIT_INPUT) -> None:
     raise typer.Exit(code)
 
 
+def _check_format(fmt: str, allowed: tuple[str, ...] = ("table", "csv", "json")) -> None:
+    if fmt not in allowed:
+        raise InputError(f"--format must be {', '.join(allowed[:-1])} or {allowed[-1]}, not {fmt!r}")
+
+
+def _check_sampler_options(draws=None, tune=None, chains=None, seed=None) -> None:
+    """Sampler overrides from the command line, refused before anything is loaded."""
+    for flag, v in (("--draws", draws), ("--chains", chains)):
+        if v is not None and v < 1:
+            raise InputError(f"{flag} must be a positive integer, not {v}")
+    if tune is not None and tune < 0:
+        raise InputError(f"--tune must be zero or a positive integer, not {tune}")
+    if seed is not None and not 0 <= seed <= 2**32 - 1:
+        raise InputError(f"--seed must be an integer in [0, 2**32 - 1], not {seed}")
+
+
 def _load_data(source: str, **kw):
     """A bundled dataset name or a CSV path."""
     import bayesln
@@ -149,8 +165,7 @@ def data_show(
     """Print a dataset. The CSV output is the documented arm-level format (valid input)."""
 
     def body():
-        if fmt not in ("table", "csv", "json"):
-            raise InputError(f"--format must be table, csv or json, not {fmt!r}")
+        _check_format(fmt)
         td = _load_data(source)
         if fmt == "csv":
             sys.stdout.write(td.to_csv_text())
@@ -220,13 +235,7 @@ def fit(
         from bayesln.runs import RunError, run_path
         from bayesln.spec import SpecError, load_spec
 
-        for flag, v in (("--draws", draws), ("--chains", chains)):
-            if v is not None and v < 1:
-                raise InputError(f"{flag} must be a positive integer, not {v}")
-        if tune is not None and tune < 0:
-            raise InputError(f"--tune must be zero or a positive integer, not {tune}")
-        if seed is not None and not 0 <= seed <= 2**32 - 1:
-            raise InputError(f"--seed must be an integer in [0, 2**32 - 1], not {seed}")
+        _check_sampler_options(draws, tune, chains, seed)
         sp = load_spec(spec)
         try:  # a bad --name / --out fails now, not after sampling
             run_path(out, name or sp.name)
@@ -298,8 +307,7 @@ def summarize(
     def body():
         from bayesln.analysis import load_run, summary_text
 
-        if fmt not in ("table", "csv", "json"):
-            raise InputError(f"--format must be table, csv or json, not {fmt!r}")
+        _check_format(fmt)
         r = load_run(run)
         if fmt == "csv":
             sys.stdout.write(r.summary.to_csv(index=False))
@@ -331,13 +339,8 @@ def check(
     def body():
         from bayesln.checks.command import check_command, run_checks, format_report
 
-        for flag, v in (("--draws", draws), ("--chains", chains)):
-            if v is not None and v < 1:
-                raise InputError(f"{flag} must be a positive integer, not {v}")
-        if tune is not None and tune < 0:
-            raise InputError(f"--tune must be zero or a positive integer, not {tune}")
-        if fmt not in ("table", "json"):
-            raise InputError(f"--format must be table or json, not {fmt!r}")
+        _check_sampler_options(draws, tune, chains)
+        _check_format(fmt, ("table", "json"))
         if not run.is_dir():
             raise InputError(f"{run}: no such run folder")
         opts = dict(alpha=alpha, draws=draws, tune=tune, chains=chains, sensitivity=not no_sensitivity,
@@ -379,14 +382,10 @@ def predict(
     def body():
         from bayesln.predict.command import predict_command
 
-        if fmt not in ("table", "csv", "json"):
-            raise InputError(f"--format must be table, csv or json, not {fmt!r}")
+        _check_format(fmt)
         if not 0 < ci < 1:
             raise InputError(f"--ci must be in (0, 1), not {ci}")
-        if draws is not None and draws < 1:
-            raise InputError(f"--draws must be a positive integer, not {draws}")
-        if seed is not None and not 0 <= seed <= 2**32 - 1:
-            raise InputError(f"--seed must be an integer in [0, 2**32 - 1], not {seed}")
+        _check_sampler_options(draws=draws, seed=seed)
         text = predict_command(run_or_spec, target, fmt, seed=seed, draws=draws, margin=margin, ci=ci,
                                targets_file=targets_file)
         typer.echo(text, nl=not text.endswith("\n"))
