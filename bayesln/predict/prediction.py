@@ -459,7 +459,7 @@ def _report(plan, out, shares, contraction, sens, used, ci, margin) -> Extrapola
             if len(sens):
                 s = sens[(sens["level"] == "population") & (sens["quantity"] == "tac_better")]
                 grp = s[s["term"] == ("all" if (s["term"] == "all").any() else terms[0].key)]
-                lo, hi = grp["mean"].min(), grp["mean"].max()
+                lo, hi = s["mean"].min(), s["mean"].max()  # every scenario: combined, per term, shifts
                 o = sens[(sens["level"] == "population") & (sens["quantity"] == "or") & (sens["term"] == grp["term"].iloc[0])]
                 zero = o[o["scenario"].str.contains("sd 0")]
                 wide = o[o["scenario"].str.contains("sd x2")]
