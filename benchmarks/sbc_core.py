@@ -14,7 +14,8 @@ The model is compiled once per process for nutpie
 (:func:`bayesln.hierarchy.sampling.cached_nutpie_model`) and each dataset is swapped in with
 ``compiled.with_data(events_data=..., n_data=...)``. The datasets are fitted through an
 executor (:mod:`bayesln.executor`, ``--executor``: default local worker processes on all
-cores for 16 or more datasets, each worker compiling once); dataset ``s`` has its own
+cores for 16 or more datasets when the machine has at least twice as many cores as
+chains, each worker compiling once; else in-process); dataset ``s`` has its own
 seed sequence (``SeedSequence(seed).spawn(n_sims)[s]``), so the results do not depend on
 the executor.
 
@@ -45,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bayesln.executor import get_executor, run_batch  # noqa: E402
+from bayesln.executor import auto_parallel, resolve_executor, run_batch  # noqa: E402
 from bayesln.hierarchy import build_design, model_from_design, run_gate  # noqa: E402
 from bayesln.hierarchy.sampling import (  # noqa: E402
     SamplerSettings,
@@ -163,7 +164,7 @@ def run_sbc(
     design = _design()
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, target_accept=target_accept)
     tasks = [(s, child, settings) for s, child in enumerate(np.random.SeedSequence(seed).spawn(n_sims))]
-    ex = get_executor(executor, default="local" if n_sims >= 16 else "serial")
+    ex, owned = resolve_executor(executor, default="local" if auto_parallel(n_sims, chains=chains) else "serial")
     done = [0]
 
     def tick(_i):
@@ -171,7 +172,11 @@ def run_sbc(
         if progress and done[0] % 25 == 0:
             print(f"  {done[0]}/{n_sims} datasets", file=sys.stderr, flush=True)
 
-    sims = run_batch(fit_one, tasks, ex, progress=tick)
+    try:
+        sims = run_batch(fit_one, tasks, ex, progress=tick)
+    finally:
+        if owned:
+            ex.close()
     ranks = {p: [r[f"rank_{p}"] for r in sims] for p in PARAMS}
     fit_times = [r.pop("fit_seconds") for r in sims]
     compile_times = [r.pop("compile_seconds") for r in sims]
@@ -229,7 +234,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tune", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--executor", default=None,
-                    help="serial, local, local:N or a Dask scheduler address (default: local for >= 16 datasets)")
+                    help="serial, local, local:N or a Dask scheduler address (default: see bayesln.executor)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "sbc_core.json")
     args = ap.parse_args(argv)
     res = run_sbc(args.n_sims, args.seed, args.draws, args.tune, args.chains, executor=args.executor)

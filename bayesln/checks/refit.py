@@ -220,9 +220,12 @@ def _refit_task(task):
 def refit_many(result, jobs: list[dict], *, executor=None, progress=None) -> list:
     """``[refit(result, **kw) for kw in jobs]`` through an executor (see
     :mod:`bayesln.executor`): ``None`` = in this process unless there are at least
-    ``REFIT_MIN_PARALLEL`` refits (or ``$BAYESLN_EXECUTOR`` says otherwise). Every job
-    carries its own ``seed``, so the results do not depend on the executor."""
+    ``REFIT_MIN_PARALLEL`` refits and twice as many cores as chains (or
+    ``$BAYESLN_EXECUTOR`` says otherwise). Every job carries its own ``seed``, so the
+    results do not depend on the executor."""
     from bayesln.executor import run_batch
 
+    chains = max([int(kw["chains"]) for kw in jobs if kw.get("chains")] or
+                 [int(result.config.get("sampler", {}).get("chains", 4))])
     return run_batch(_refit_task, [(result, dict(kw)) for kw in jobs], executor, min_tasks=REFIT_MIN_PARALLEL,
-                     progress=progress)
+                     chains=chains, progress=progress)

@@ -1,6 +1,21 @@
 """Sampling backends: nutpie (default when installed), PyMC's NUTS, NumPyro (when jax
 and numpyro are installed). Every call takes an explicit integer seed; the same seed
 and the same backend give the same draws.
+
+Compile caching (measured in benchmarks/perf.py -> benchmarks/results/perf.json):
+
+* in a process, :func:`cached_nutpie_model` keeps compiled nutpie models by model
+  structure (:func:`_structure_key`); a refit of the same structure (held-out study,
+  leave-one-trial-out on two-arm trials, SBC and calibration datasets) swaps the data with
+  ``with_data`` and does not compile (:func:`compile_stats` counts compiles and hits);
+  every worker process of :mod:`bayesln.executor` keeps its own cache;
+* between processes, PyTensor's compiledir (``~/.pytensor`` by default;
+  ``PYTENSOR_FLAGS=base_compiledir=...`` moves it) keeps the C and Numba code of the
+  model's kernels. nutpie's ``numba.cfunc`` wrappers around them cannot be cached by
+  Numba, so each new process still compiles those (a few seconds; :func:`compile_nutpie`
+  uses faster-compiling wrappers, ``BAYESLN_NUTPIE_WRAPPERS=nutpie`` restores nutpie's);
+* the NumPyro backend turns on JAX's persistent compilation cache in
+  ``cache_dir()/jax`` (``$BAYESLN_CACHE_DIR``, default ``~/.cache/bayesln``).
 """
 
 from __future__ import annotations
@@ -8,8 +23,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import threading
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pymc as pm
@@ -80,19 +97,143 @@ def _clean_posterior(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _cores(settings: SamplerSettings) -> int:
+    """Threads (nutpie) / processes (PyMC) for the chains: ``settings.cores``, else one
+    per chain up to the cores of the machine, or of this executor worker's share
+    (``BAYESLN_WORKER_THREADS``, set by :class:`bayesln.executor.LocalExecutor`). The
+    draws do not depend on it."""
     if settings.cores is not None:
         return settings.cores
-    return max(1, min(settings.chains, os.cpu_count() or 1))
+    avail = os.cpu_count() or 1
+    share = os.environ.get("BAYESLN_WORKER_THREADS")
+    if share and share.isdigit() and int(share) > 0:
+        avail = min(avail, int(share))
+    return max(1, min(settings.chains, avail))
+
+
+_PATCH_LOCK = threading.Lock()
+
+
+def cache_dir() -> Path:
+    """bayesln's on-disk cache folder: ``$BAYESLN_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/bayesln`` (default ``~/.cache/bayesln``)."""
+    env = os.environ.get("BAYESLN_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "bayesln"
+
+
+def enable_jax_cache() -> Path | None:
+    """Turn on JAX's persistent compilation cache in ``cache_dir()/jax`` (unless the user
+    configured one), so the NumPyro backend's XLA programs survive between processes.
+    Returns the folder, or None when JAX is missing or the cache cannot be set."""
+    try:
+        import jax
+    except ImportError:
+        return None
+    try:
+        current = jax.config.jax_compilation_cache_dir
+        if current:
+            return Path(current)
+        path = cache_dir() / "jax"
+        path.mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", str(path))
+        return path
+    except Exception:  # noqa: BLE001 - an old JAX or a read-only home: no cache, still correct
+        return None
+
+
+def _fast_c_wrappers():
+    """Replacements for nutpie's numba.cfunc wrappers (nutpie 0.16): the same functions,
+    but the gradient / trace values are copied with a loop instead of ``out[...] = x``,
+    whose Numba lowering (fancy setitem) alone takes 1.5-2.5 s of compilation per model
+    and process. The wrappers cannot be cached by Numba in either form (they close over
+    the data layout). Returns None when nutpie's internals are not the expected ones."""
+    try:
+        import nutpie.compile_pymc as cp
+    except ImportError:  # pragma: no cover
+        return None
+    if not all(hasattr(cp, a) for a in ("make_extraction_fn", "_make_c_logp_func", "_make_c_expand_func")):
+        return None
+
+    def make_logp(n_dim, logp_fn, user_data, shared_logp, shared_data):
+        import numba
+
+        extract = cp.make_extraction_fn(logp_fn, shared_data, shared_logp, user_data.dtype)
+        c_sig = numba.types.int64(numba.types.uint64, numba.types.CPointer(numba.types.double),
+                                  numba.types.CPointer(numba.types.double), numba.types.CPointer(numba.types.double),
+                                  numba.types.voidptr)
+
+        def logp_numba(dim, x_, out_, logp_, user_data_):
+            if dim != n_dim:
+                return -1
+            try:
+                x = numba.carray(x_, (n_dim,))
+                logp_val, grad = extract(x, user_data_)
+                logp_[0] = logp_val
+                finite = True
+                for i in range(n_dim):
+                    g = grad[i]
+                    out_[i] = g
+                    if not np.isfinite(g):
+                        finite = False
+                if not finite:
+                    return 3
+                if not np.isfinite(logp_val):
+                    return 4
+            except Exception:  # noqa: BLE001 - mirrors nutpie's wrapper
+                return 1
+            return 0
+
+        return logp_numba, c_sig
+
+    def make_expand(n_dim, n_expanded, expand_fn, user_data, shared_vars, shared_data):
+        import numba
+
+        extract = cp.make_extraction_fn(expand_fn, shared_data, shared_vars, user_data.dtype)
+        c_sig = numba.types.int64(numba.types.uint64, numba.types.uint64, numba.types.CPointer(numba.types.double),
+                                  numba.types.CPointer(numba.types.double), numba.types.voidptr)
+
+        def expand_numba(dim, expanded, x_, out_, user_data_):
+            if dim != n_dim:
+                return -1
+            if expanded != n_expanded:
+                return -1
+            try:
+                x = numba.carray(x_, (n_dim,))
+                (values,) = extract(x, user_data_)
+                for i in range(n_expanded):
+                    out_[i] = values[i]
+            except Exception:  # noqa: BLE001 - mirrors nutpie's wrapper
+                return -2
+            return 0
+
+        return expand_numba, c_sig
+
+    return cp, make_logp, make_expand
 
 
 def compile_nutpie(model: pm.Model):
     """Compile a PyMC model for nutpie once; swap data with ``compiled.with_data(
-    events_data=..., n_data=...)`` for refits of the same shape."""
+    events_data=..., n_data=...)`` for refits of the same shape.
+
+    Uses faster-compiling gradient wrappers (:func:`_fast_c_wrappers`) unless
+    ``BAYESLN_NUTPIE_WRAPPERS=nutpie`` is set."""
     import nutpie
 
+    fast = None if os.environ.get("BAYESLN_NUTPIE_WRAPPERS") == "nutpie" else _fast_c_wrappers()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        return nutpie.compile_pymc_model(model)
+        if fast is None:
+            return nutpie.compile_pymc_model(model)
+        cp, make_logp, make_expand = fast
+        with _PATCH_LOCK:
+            saved = cp._make_c_logp_func, cp._make_c_expand_func
+            cp._make_c_logp_func, cp._make_c_expand_func = make_logp, make_expand
+            try:
+                return nutpie.compile_pymc_model(model)
+            finally:
+                cp._make_c_logp_func, cp._make_c_expand_func = saved
 
 
 #: compiled nutpie models of this process, keyed by model structure (see _structure_key)
@@ -239,6 +380,7 @@ def sample_model(
         kwargs["cores"] = _cores(settings)
         kwargs["nuts_sampler"] = "pymc"
     else:
+        enable_jax_cache()
         kwargs["nuts_sampler"] = "numpyro"
         kwargs["cores"] = _cores(settings)
     with model, warnings.catch_warnings():

@@ -323,9 +323,10 @@ def leave_one_trial_out(data, outcome: str, *, seed: int, treat=("tac",), baseli
     finishes, with worker processes).
 
     ``executor`` (:mod:`bayesln.executor`): where the refits run; default in this
-    process below 16 trials, else local worker processes. Refits of the same model
-    structure (same arms per trial and covariates) reuse one compiled model per process.
-    Every refit uses ``seed``, so the results do not depend on the executor."""
+    process, local worker processes from 16 trials on a machine with at least
+    ``2 * chains`` cores. Refits of the same model structure (same arms per trial and
+    covariates) reuse one compiled model per process: 20 refits compile once. Every refit
+    uses ``seed``, so the results do not depend on the executor."""
     from bayesln.executor import run_batch
 
     seed = check_seed(seed)
@@ -334,7 +335,8 @@ def leave_one_trial_out(data, outcome: str, *, seed: int, treat=("tac",), baseli
     fk = _fit_kwargs(treat, baseline, draws, tune, chains, target_accept, backend, parameterization)
     tasks = [(data, s, outcome, effect_modifiers, baseline_covariates, priors, fk, seed, treat, covariates, ci,
               extrapolation_priors) for s in held]
-    out = run_batch(_loto_task, tasks, executor, progress=(lambda i: progress(held[i])) if progress else None)
+    out = run_batch(_loto_task, tasks, executor, chains=chains,
+                    progress=(lambda i: progress(held[i])) if progress else None)
     arm_frames = [a for a, _ in out]
     trials = [t for _, t in out]
     settings = {"seed": seed, "baseline": baseline, "effect_modifiers": list(effect_modifiers),
@@ -452,16 +454,17 @@ def calibration_study(n_rep: int = 200, *, seed: int, n_trials: int = 6, arm_siz
     ``n_trials``, score the last as a new trial.
 
     ``executor`` (:mod:`bayesln.executor`): default local worker processes on all cores
-    from 16 replicates on (every replicate has the same model structure, so each worker
-    compiles once), in this process below. Replicate ``r`` uses seed ``seed + r`` and its
-    own random stream, so the results do not depend on the executor. ``progress(r)`` is
-    called before each replicate (when it finishes, with worker processes)."""
+    from 16 replicates on a machine with at least ``2 * chains`` cores (every replicate
+    has the same model structure, so each worker compiles once), else in this process.
+    Replicate ``r`` uses seed ``seed + r`` and its own random stream, so the results do
+    not depend on the executor. ``progress(r)`` is called before each replicate (when it
+    finishes, with worker processes)."""
     from bayesln.executor import run_batch
 
     seed = check_seed(seed)
     tasks = [(r, seed, n_trials, priors, tuple(arm_size), ci, draws, tune, chains, target_accept, backend)
              for r in range(n_rep)]
-    out = run_batch(_calibration_task, tasks, executor, progress=progress)
+    out = run_batch(_calibration_task, tasks, executor, chains=chains, progress=progress)
     arm_frames = [a for a, _, _ in out]
     trials = [t for _, t, _ in out]
     statuses = [st for _, _, st in out]
