@@ -35,13 +35,25 @@ _LAZY = {
     "run_checks": "bayesln.checks.command",
 }
 
+#: subpackages reachable as attributes after ``import bayesln`` (``bayesln.frequentist``),
+#: imported on first access: ``import bayesln`` stays as light as before
+_LAZY_SUBMODULES = ("frequentist",)
+
 
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")  # also binds it on the package
     raise AttributeError(f"module 'bayesln' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_SUBMODULES))
 
 
 __all__ = [

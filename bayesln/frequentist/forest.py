@@ -74,6 +74,11 @@ def forest_plot(contrasts: pd.DataFrame, measure: str = "RR", *, fixed: str | No
     ``TrialData.published``). Text columns: counts per arm, effect with CI, weights (%).
     Ratio measures use a log axis; the line of no effect is at 1 (RR/OR) or 0 (RD).
 
+    The study rows show the effect sizes the random-effects model pools (metafor
+    ``escalc`` defaults: a double-zero study is kept, with 1/2 added to its cells) when
+    ``random`` is given, else those of the fixed-effect model (for ``mh``/``peto`` a
+    double-zero study has no effect size, weight 0, and is shown as "not estimable").
+
     ``ax``: draw into an existing Axes (its figure is returned); otherwise a new
     ``matplotlib.figure.Figure`` is created (no pyplot state is touched).
     """
@@ -86,7 +91,11 @@ def forest_plot(contrasts: pd.DataFrame, measure: str = "RR", *, fixed: str | No
                                             hksj=hksj and fixed == "iv")))
     if random is not None:
         fits.append(("random", meta_analysis(contrasts, measure, random, hksj=hksj, level=level, tol=tol)))
-    studies = fits[0][1].studies
+    # the rows drawn are those of the model whose weights size the squares. The fixed fit's
+    # rows can differ from what the random model pools: Peto rows are Peto log ORs, not the
+    # escalc log ORs, and with MH/Peto a double-zero study has no yi (rma.mh drop00=TRUE
+    # for yi) although the random model keeps it (escalc drop00=FALSE)
+    studies = fits[-1][1].studies
     w_fixed = fits[0][1].studies["weight"].to_numpy() if fixed is not None else None
     w_random = fits[-1][1].studies["weight"].to_numpy() if random is not None else None
     size_w = w_random if w_random is not None else w_fixed
@@ -171,24 +180,32 @@ def forest_plot(contrasts: pd.DataFrame, measure: str = "RR", *, fixed: str | No
     def txt(x, yy, s, **kw):
         ax.text(x, yy, s, transform=trans, va="center", fontsize=8.5, clip_on=False, **kw)
 
+    eff_text = [f"{fmt(eff[i])} [{fmt(lo[i])}, {fmt(hi[i])}]" if np.isfinite(eff[i]) else "not estimable"
+                for i in range(k)]
+    # weight columns (right-aligned) start after the widest effect text, so that long RD
+    # or wide-CI texts do not run into them; width estimate: 0.6 em per character
+    em = 8.5 / (fig.get_figwidth() * 72 * ax.get_position().width)  # 1 em in axes fraction
+    eff_end = 1.05 + 0.6 * em * max([len(t) for t in eff_text] + [0])
+    x_wf = max(1.55, eff_end + 0.03 + 0.6 * em * len("100.0%"))
+    x_wr = x_wf + 0.23 if w_fixed is not None else x_wf
     txt(-1.18, y_top, "Study", weight="bold")
     txt(-0.62, y_top, f"{treat_label}\nevents/n", weight="bold", ha="center")
     txt(-0.28, y_top, f"{control_label}\nevents/n", weight="bold", ha="center")
     txt(1.05, y_top, f"{measure} [{level:g}% CI]", weight="bold")
     if w_fixed is not None:
-        txt(1.55, y_top, "Weight\nfixed", weight="bold", ha="right")
+        txt(x_wf, y_top, "Weight\nfixed", weight="bold", ha="right")
     if w_random is not None:
-        txt(1.78, y_top, "Weight\nrandom", weight="bold", ha="right")
+        txt(x_wr, y_top, "Weight\nrandom", weight="bold", ha="right")
     for i in range(k):
         r = studies.iloc[i]
         txt(-1.18, ys[i], names[i])
         txt(-0.62, ys[i], f"{r['events_t']:g}/{r['n_t']:g}", ha="center")
         txt(-0.28, ys[i], f"{r['events_c']:g}/{r['n_c']:g}", ha="center")
-        txt(1.05, ys[i], f"{fmt(eff[i])} [{fmt(lo[i])}, {fmt(hi[i])}]" if np.isfinite(eff[i]) else "not estimable")
+        txt(1.05, ys[i], eff_text[i])
         if w_fixed is not None:
-            txt(1.55, ys[i], f"{w_fixed[i]:.1f}%" if np.isfinite(w_fixed[i]) else "-", ha="right")
+            txt(x_wf, ys[i], f"{w_fixed[i]:.1f}%" if np.isfinite(w_fixed[i]) else "-", ha="right")
         if w_random is not None:
-            txt(1.78, ys[i], f"{w_random[i]:.1f}%" if np.isfinite(w_random[i]) else "-", ha="right")
+            txt(x_wr, ys[i], f"{w_random[i]:.1f}%" if np.isfinite(w_random[i]) else "-", ha="right")
     for yy, label, est, cl, ch, row in summary_rows:
         txt(-1.18, yy, label, weight="bold" if row is not None else "normal")
         txt(1.05, yy, f"{fmt(est)} [{fmt(cl)}, {fmt(ch)}]", weight="bold" if row is not None else "normal")
