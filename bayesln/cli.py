@@ -366,29 +366,71 @@ def check(
 
 @app.command("predict")
 def predict(
-    run_or_spec: str = typer.Argument(..., help="A run folder of `bayesln fit`, or a spec (fitted first)."),
+    run_or_spec: str = typer.Argument(..., help="A run folder of `bayesln fit`, or a spec (fitted first, as `bayesln fit` does)."),
     target: Optional[str] = typer.Option(None, "--target", help="One target name (default: every target of the spec)."),
     fmt: str = typer.Option("table", "--format", help="table | csv | json"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the predictive draws (default: the spec's)."),
-    draws: Optional[int] = typer.Option(None, "--draws", help="Posterior draws used (default: all)."),
+    seed: Optional[int] = typer.Option(
+        None, "--seed", help="Seed of the predictive draws (default: the spec's); with a SPEC also the fit's seed."),
+    pred_draws: Optional[int] = typer.Option(
+        None, "--pred-draws", help="Posterior draws used for the predictions, a seeded subsample (default: all)."),
+    draws: Optional[int] = typer.Option(
+        None, "--draws", help="SPEC: override posterior draws per chain of the fit. On a RUN: deprecated alias of --pred-draws."),
+    tune: Optional[int] = typer.Option(None, "--tune", help="SPEC only: override tuning steps per chain."),
+    chains: Optional[int] = typer.Option(None, "--chains", help="SPEC only: override the number of chains."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="SPEC only: also write the fitted run folder <out>/<name>/, atomically, as `bayesln fit` does."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress display and no status messages; only the predictions and errors."),
+    allow_failed_gate: bool = typer.Option(
+        False, "--allow-failed-gate", help="SPEC: exit 0 even when the fit fails its diagnostics gate (default: exit 1)."),
     margin: Optional[float] = typer.Option(None, "--margin", help="Clinical margin for P(RD > margin)."),
     ci: float = typer.Option(0.95, "--ci", help="Interval level, in (0, 1)."),
     targets_file: Optional[str] = typer.Option(None, "--targets-file", help="A targets TOML file (default: beside the spec, then models/targets.toml)."),
 ) -> None:
     """Posterior predictive response / adverse-event probabilities for target populations,
     with the extrapolation report (covariates outside the trials, prior-to-posterior
-    contraction, sensitivity to the prior on unidentified effect modifiers)."""
+    contraction, sensitivity to the prior on unidentified effect modifiers).
+
+    SPEC: the model is fitted first, as `bayesln fit` does (--draws, --tune, --chains, --seed; a progress display unless --quiet; --out DIR keeps the run folder). Exit 1 when the fit fails its diagnostics gate, unless --allow-failed-gate; the predictions are printed either way.
+
+    RUN: nothing is refitted; --tune, --chains and --out are refused. A run that failed its gate gets a warning in the output.
+
+    --pred-draws is the number of posterior draws the predictions use (it was --draws; on a RUN --draws still means that, with a deprecation warning)."""
 
     def body():
-        from bayesln.predict.command import predict_command
+        from bayesln.predict.command import run_predict
 
         _check_format(fmt)
         if not 0 < ci < 1:
             raise InputError(f"--ci must be in (0, 1), not {ci}")
-        _check_sampler_options(draws=draws, seed=seed)
-        text = predict_command(run_or_spec, target, fmt, seed=seed, draws=draws, margin=margin, ci=ci,
-                               targets_file=targets_file)
-        typer.echo(text, nl=not text.endswith("\n"))
+        if pred_draws is not None and pred_draws < 1:
+            raise InputError(f"--pred-draws must be a positive integer, not {pred_draws}")
+        _check_sampler_options(draws=draws, tune=tune, chains=chains, seed=seed)
+        is_run = Path(run_or_spec).is_dir()
+        fit_draws, use_draws = draws, pred_draws
+        if is_run:
+            spec_only = [f for f, v in (("--tune", tune), ("--chains", chains), ("--out", out)) if v is not None]
+            if spec_only:
+                raise InputError(f"{run_or_spec} is a run folder, and {', '.join(spec_only)} only work when predict "
+                                 "fits a SPEC (refit with `bayesln fit SPEC` to change the sampler settings)")
+            if draws is not None:
+                if pred_draws is not None:
+                    raise InputError(f"{run_or_spec} is a run folder: give --pred-draws only (--draws is its "
+                                     "deprecated alias here, and --draws of a fit applies only to a SPEC)")
+                typer.echo("warning: on a run folder --draws is deprecated; it sets the posterior draws used for the "
+                           "predictions, now --pred-draws (with a SPEC, --draws sets the fit's draws per chain)", err=True)
+                fit_draws, use_draws = None, draws
+        elif out is not None and out.exists() and not out.is_dir():
+            raise InputError(f"--out {out}: exists and is not a folder")
+        res = run_predict(run_or_spec, target, fmt, seed=seed, draws=use_draws, margin=margin, ci=ci,
+                          targets_file=targets_file, fit_draws=fit_draws, fit_tune=tune, fit_chains=chains, out=out,
+                          progressbar=None if not quiet else False,
+                          log=None if quiet else (lambda msg: typer.echo(msg, err=True)))
+        typer.echo(res.text, nl=not res.text.endswith("\n"))
+        if res.fitted and res.status != "ok":
+            name = res.analysis.spec.name if res.analysis is not None else run_or_spec
+            typer.echo(f"warning: {name}: the diagnostics gate failed: {'; '.join(res.problems)}", err=True)
+            if not allow_failed_gate:
+                raise typer.Exit(EXIT_GATE)
 
     _run(body)
 

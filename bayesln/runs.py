@@ -1,11 +1,26 @@
 """Run folders, written atomically.
 
 A run is written into a hidden temporary folder beside its destination
-(``<out>/.tmp-<name>-XXXX``) and renamed into place only when every file is complete; an
+(``<out>/.tmp-<name>-<pid>.<host>-XXXX``: the writing process's id and an 8-hex-digit
+hash of its host name) and renamed into place only when every file is complete; an
 existing run of the same name is swapped out in one rename and then removed, so a reader
 never sees a half-written or half-overwritten run. A fit interrupted by Ctrl-C or
 SIGTERM removes its temporary folder; a killed process (SIGKILL) can leave only a hidden
-``.tmp-*`` folder, which the next run into the same ``--out`` removes.
+``.tmp-*`` folder, which a later run of the same name into the same ``--out`` removes.
+
+Clean-up of leftovers (:func:`stale_temporaries`) removes only folders that are really
+stale, and only those of the run being written (the name must match exactly: run ``a``
+never touches the ``.tmp-a-b-*`` folder of run ``a-b``):
+
+* its owner process is dead (same host; checked with ``kill(pid, 0)`` on POSIX), or
+* nothing in it changed for :data:`STALE_SECONDS` (24 hours) - the only rule for owners
+  that cannot be checked (another host sharing the folder, Windows), and a backstop for
+  a pid recycled by an unrelated process (writing a run folder takes seconds), or
+* it records no owner (``.tmp-<name>-XXXX``, left by a bayesln from before owners were
+  recorded; no current process writes such a folder).
+
+So a concurrent fit of the same name, still writing, keeps its folder; the current
+process's own folders are never touched.
 
 Layout (documented in README.md)::
 
@@ -26,9 +41,12 @@ Layout (documented in README.md)::
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -36,7 +54,9 @@ from pathlib import Path
 
 from bayesln.spec import NAME_RE
 
-STALE_SECONDS = 0  # stale temporaries from killed runs are removed at the next run
+#: age (seconds, newest file inside) after which a temporary run folder whose owner cannot be
+#: checked (another host, Windows, or a recycled pid) is removed by the next run of its name
+STALE_SECONDS = 24 * 3600
 
 
 class RunError(ValueError):
@@ -83,11 +103,91 @@ def run_path(out: str | os.PathLike, name: str) -> Path:
     return dest
 
 
+def _host_tag() -> str:
+    return hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+
+
+_HOST = _host_tag()
+# after "<name>-": "<pid>.<host>-<random>" (mkdtemp's random part has no '-' or '.'),
+# or, from bayesln before owners were recorded, "<random>" alone
+_OWNED_TAIL = re.compile(r"(\d+)\.([0-9a-f]{8})-[A-Za-z0-9_]+")
+_LEGACY_TAIL = re.compile(r"[A-Za-z0-9_]+")
+
+
+def temp_prefix(name: str, pid: int | None = None) -> str:
+    """The prefix of ``name``'s temporary folders written by process ``pid`` (default: this one)."""
+    return f".tmp-{name}-{os.getpid() if pid is None else int(pid)}.{_HOST}-"
+
+
+def _pid_alive(pid: int) -> bool | None:
+    """True / False when it can be told on this host, None when it cannot (Windows)."""
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return None
+    return True
+
+
+def _age_seconds(folder: Path) -> float:
+    """Seconds since anything in ``folder`` last changed (its newest entry)."""
+    newest = folder.lstat().st_mtime
+    for root, dirs, files in os.walk(folder):
+        for f in (*dirs, *files):
+            with contextlib.suppress(OSError):
+                newest = max(newest, os.lstat(os.path.join(root, f)).st_mtime)
+    return time.time() - newest
+
+
+def stale_temporaries(out: str | os.PathLike, name: str) -> list[Path]:
+    """The temporary folders of run ``name`` in ``out`` that are safe to remove (see the
+    module docstring): owner dead, owner uncheckable and older than STALE_SECONDS, or no
+    owner recorded. Folders of other runs (``a-b`` for ``a``) are never listed."""
+    out = Path(out)
+    head = f".tmp-{name}-"
+    found = []
+    try:
+        entries = list(out.iterdir())
+    except OSError:
+        return []
+    for p in entries:
+        if not p.name.startswith(head):
+            continue
+        tail = p.name[len(head):]
+        owned = _OWNED_TAIL.fullmatch(tail)
+        if owned is None and not _LEGACY_TAIL.fullmatch(tail):
+            continue  # another run's folder (a longer name), or not ours at all
+        try:
+            if p.is_symlink() or not p.is_dir():
+                continue
+            if owned is None:
+                found.append(p)
+                continue
+            pid, host = int(owned.group(1)), owned.group(2)
+            if host == _HOST and pid == os.getpid():
+                continue  # this process's own folder (another thread may be writing it)
+            alive = _pid_alive(pid) if host == _HOST else None
+            # alive: a concurrent writer, kept - unless untouched for STALE_SECONDS (a pid
+            # recycled by an unrelated process must not keep a dead run's folder forever)
+            if alive is False or _age_seconds(p) >= STALE_SECONDS:
+                found.append(p)
+        except OSError:
+            continue
+    return sorted(found)
+
+
 def _clean_stale(out: Path, name: str) -> None:
-    for p in out.glob(f".tmp-{name}-*"):
-        with contextlib.suppress(OSError):
-            if time.time() - p.stat().st_mtime >= STALE_SECONDS:
-                shutil.rmtree(p)
+    for p in stale_temporaries(out, name):
+        shutil.rmtree(p, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -96,7 +196,7 @@ def atomic_run_dir(out: str | os.PathLike, name: str) -> Iterator[Path]:
     dest = run_path(out, name)
     dest.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale(dest.parent, name)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=dest.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(name), dir=dest.parent))
     old = None
     try:
         yield tmp

@@ -146,6 +146,10 @@ class Prior(BaseModel):
             raise ValueError(f"unknown prior distribution {name!r}; known: {', '.join(DIST_PARAMS)}")
         try:
             call = ast.parse(f"f({inner})", mode="eval").body
+            # exactly one call f(...): "normal(0, 1) or x", "normal(0, 1), normal(0, 1)" and
+            # "normal(0, 1)(2, 3)" parse to something else and are refused
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "f"):
+                raise ValueError("expected one distribution call with literal arguments")
             args = [ast.literal_eval(a) for a in call.args]
             kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
         except (SyntaxError, ValueError) as exc:

@@ -5,7 +5,12 @@
   InferenceData and the stored ``spec.json`` + ``data.csv`` (the design, i.e. the
   covariate transforms, is recomputed and checked against the transforms stored in the
   InferenceData; no refit).
-* ``SPEC`` is an analysis spec: the model is fitted first (as ``bayesln fit`` would).
+* ``SPEC`` is an analysis spec: the model is fitted first, as ``bayesln fit`` would
+  (:func:`bayesln.analysis.run_analysis`, with the sampler overrides ``fit_draws``,
+  ``fit_tune``, ``fit_chains`` and ``seed``); with ``out`` the fitted run folder is
+  written atomically by :func:`bayesln.analysis.save_analysis`, exactly as ``bayesln fit
+  SPEC --out OUT`` writes it. The fit's gate status is returned (:class:`PredictOutput`)
+  so the command line can exit 1 on a failed gate, as ``bayesln fit`` does.
 
 Targets: ``--target NAME`` (a name in ``models/targets.toml`` or in ``targets.toml``
 beside the spec), else the spec's ``targets``, else every shipped target.
@@ -14,6 +19,9 @@ beside the spec), else the spec's ``targets``, else every shipped target.
 from __future__ import annotations
 
 import json
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +29,7 @@ import pandas as pd
 from bayesln.predict.prediction import PredictionSet, predict
 from bayesln.predict.targets import resolve_targets
 
-__all__ = ["FORMATS", "load_run_result", "predict_command", "predictions_for"]
+__all__ = ["FORMATS", "PredictOutput", "load_run_result", "predict_command", "predictions_for", "run_predict"]
 
 FORMATS = ("table", "csv", "json")
 
@@ -79,39 +87,111 @@ def predictions_for(result, targets, *, seed: int, search=(), targets_file=None,
     return PredictionSet([predict(result, t, seed=seed, targets_file=targets_file, **kw) for t in tg])
 
 
-def predict_command(run_or_spec: str, target: str | None = None, fmt: str = "table", *, seed: int | None = None,
-                    draws: int | None = None, margin: float | None = None, ci: float = 0.95,
-                    targets_file: str | None = None, progressbar: bool | None = False) -> str:
-    """Predictions for a run folder or a spec, as text (``table``), CSV or JSON.
+@dataclass
+class PredictOutput:
+    """What :func:`run_predict` produced: the formatted predictions and, when a spec was
+    fitted, the fit's gate status (``"ok"`` / ``"failed_gate"``), its problems and the run
+    folder written (``out``)."""
 
-    JSON: ``{"predictions": [one record per target, quantity and level with target,
-    outcome, quantity, label, level, median, lower, upper, mean, ci_level, flags and the
-    compact extrapolation report], "extrapolation": {"<target>/<outcome>": full report}}``.
+    text: str
+    status: str | None
+    fitted: bool = False
+    problems: list[str] = field(default_factory=list)
+    run: Path | None = None
+    analysis: object | None = None
 
-    Raises TargetError / SpecError / RunError / FileNotFoundError / ValueError with a
-    message naming the problem (the CLI maps them to exit code 2)."""
+
+def run_predict(run_or_spec: str | Path, target: str | None = None, fmt: str = "table", *, seed: int | None = None,
+                draws: int | None = None, margin: float | None = None, ci: float = 0.95,
+                targets_file: str | None = None, fit_draws: int | None = None, fit_tune: int | None = None,
+                fit_chains: int | None = None, out: str | Path | None = None, progressbar: bool | None = False,
+                log: Callable[[str], None] | None = None) -> PredictOutput:
+    """Predictions for a run folder or a spec; see :func:`predict_command` for the output.
+
+    draws : posterior draws used for the predictions (a seeded subsample), default all.
+    seed : seed of the predictive draws (default: the spec's); with a spec it also
+        overrides the fit's seed, as ``bayesln fit --seed`` does.
+    fit_draws, fit_tune, fit_chains : sampler overrides of the fit (spec only).
+    out : with a spec, also write the run folder ``<out>/<spec name>/`` (atomically,
+        through :func:`bayesln.analysis.save_analysis`, as ``bayesln fit`` does).
+    progressbar : the fit's progress display (None: only when stderr is a terminal).
+    log : called with one-line status messages (fitting, run folder written)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     p = Path(run_or_spec)
+    analysis = written = None
     if p.is_dir():
+        given = [k for k, v in (("fit_draws", fit_draws), ("fit_tune", fit_tune), ("fit_chains", fit_chains),
+                                ("out", out)) if v is not None]
+        if given:
+            raise ValueError(f"{p} is a run folder, and {', '.join(given)} only work when a spec is fitted "
+                             "(refit the run with `bayesln fit` to change its sampler settings)")
         result, spec = load_run_result(p)
         search = [p]
     elif p.is_file():
-        from bayesln.analysis import run_analysis
+        from bayesln.analysis import run_analysis, save_analysis
+        from bayesln.runs import RunError, run_path
         from bayesln.spec import load_spec
 
         spec = load_spec(p)
         search = [p.parent]
-        # resolve the targets before sampling: an unknown name fails in a second, not after a fit
+        # fail in a second, not after a fit: unknown target names, a bad --out
         resolve_targets([target] if target else (list(spec.targets) or None), search=search, targets_file=targets_file)
-        result = run_analysis(spec, progressbar=progressbar).result
+        if out is not None:
+            out = Path(out)
+            if out.exists() and not out.is_dir():
+                raise RunError(f"out {out}: exists and is not a folder")
+            run_path(out, spec.name)
+        if log is not None:
+            log(f"fitting {spec.name} ({spec.outcome}) …")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            analysis = run_analysis(spec, seed=seed, draws=fit_draws, tune=fit_tune, chains=fit_chains,
+                                    progressbar=progressbar)
+        _stop_if_requested()
+        result, spec = analysis.result, analysis.spec
+        if out is not None:
+            written = save_analysis(analysis, out)
+            if log is not None:
+                log(f"run folder written to {written}/")
     else:
         raise FileNotFoundError(f"{run_or_spec}: neither a run folder nor a spec file")
     targets = [target] if target else (list(spec.targets) or None)
     seed = spec.sampler.seed if seed is None else seed
     preds = predictions_for(result, targets, seed=seed, search=search, targets_file=targets_file, draws=draws,
                             margin=margin, ci=ci)
-    return format_predictions(preds, fmt, status=result.status)
+    problems = list(result.diagnostics.problems) if analysis is not None and result.status != "ok" else []
+    return PredictOutput(text=format_predictions(preds, fmt, status=result.status), status=result.status,
+                         fitted=analysis is not None, problems=problems, run=written, analysis=analysis)
+
+
+def _stop_if_requested() -> None:
+    """A SIGINT / SIGTERM swallowed inside the sampler still stops the command."""
+    from bayesln.runs import Interrupted, stop_requested
+
+    if stop_requested() is not None:
+        raise Interrupted(stop_requested())
+
+
+def predict_command(run_or_spec: str, target: str | None = None, fmt: str = "table", *, seed: int | None = None,
+                    draws: int | None = None, margin: float | None = None, ci: float = 0.95,
+                    targets_file: str | None = None, progressbar: bool | None = False, **fit) -> str:
+    """Predictions for a run folder or a spec, as text (``table``), CSV or JSON.
+
+    JSON: ``{"predictions": [one record per target, quantity and level with target,
+    outcome, quantity, label, level, median, lower, upper, mean, ci_level, flags and the
+    compact extrapolation report], "extrapolation": {"<target>/<outcome>": full report},
+    "fit_status": ...}``.
+
+    ``draws`` is the number of posterior draws used for the predictions; ``fit`` takes
+    the spec-only options of :func:`run_predict` (``fit_draws``, ``fit_tune``,
+    ``fit_chains``, ``out``, ``log``). A failed gate is reported in the text (the command
+    line also exits 1 on it).
+
+    Raises TargetError / SpecError / RunError / FileNotFoundError / ValueError with a
+    message naming the problem (the CLI maps them to exit code 2)."""
+    return run_predict(run_or_spec, target, fmt, seed=seed, draws=draws, margin=margin, ci=ci,
+                       targets_file=targets_file, progressbar=progressbar, **fit).text
 
 
 def format_predictions(preds: PredictionSet, fmt: str = "table", status: str | None = None) -> str:
