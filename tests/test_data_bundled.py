@@ -346,12 +346,13 @@ def test_dataset_loads_from_an_installed_wheel(tmp_path):
         check=True, capture_output=True, text=True,
     ).stdout.strip())
     # every site-packages directory the running interpreter imports from (its venv's, and
-    # any added by .pth files), except anything inside the repository
+    # any added by .pth files) - also when that venv lives inside the repository, as
+    # .ci/run's .venv does; a bayesln installed there comes after the new venv's own
+    # site-packages on sys.path, and the assertions below check which one was imported
     candidates = [*site.getsitepackages(), sysconfig.get_paths()["purelib"], *sys.path]
     deps = [
         p for p in dict.fromkeys(candidates)
         if p and Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()
-        and not Path(p).resolve().is_relative_to(REPO)
     ]
     (env_site / "zz_parent_env.pth").write_text("\n".join(deps) + "\n", encoding="utf-8")
     # install with the running pip into the fresh venv
@@ -430,4 +431,19 @@ def test_loader_refuses_a_count_without_provenance(dataset_copy):
     rows = [r for r in rows if not r.startswith("gu2014,msc,death,events,")]
     (dataset_copy / "provenance.csv").write_text("\n".join(rows), encoding="utf-8")
     with pytest.raises(bayesln.DataValidationError, match="count has no provenance row"):
+        bayesln.load_dataset("tacrolimus_ln")
+
+
+def test_loader_refuses_a_declared_schema_that_is_not_the_format(dataset_copy):
+    # datapackage.json declares a maximum of 1 for asian_fraction; loosen it to 2 and the
+    # declared schema no longer describes what the validator enforces: refused, naming the file
+    import json
+
+    meta = json.loads((dataset_copy / "datapackage.json").read_text(encoding="utf-8"))
+    trials = next(r for r in meta["resources"] if r["name"] == "trials")
+    field = next(f for f in trials["schema"]["fields"] if f["name"] == "asian_fraction")
+    assert field["constraints"]["maximum"] == 1
+    field["constraints"]["maximum"] = 2
+    (dataset_copy / "datapackage.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(bayesln.DataValidationError, match=r"datapackage.json.*resources.trials.schema.*differs"):
         bayesln.load_dataset("tacrolimus_ln")

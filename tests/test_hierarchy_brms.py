@@ -70,3 +70,24 @@ def test_core_matches_brms(fixture, name):
             report.append((par, key, ours, theirs, abs(ours - theirs), tol))
     bad = [r for r in report if r[4] > r[5]]
     assert not bad, "\n".join(f"{p} {k}: bayesln {o:.4f} brms {t:.4f} |diff| {d:.4f} > tol {tol:.4f}" for p, k, o, t, d, tol in bad)
+
+
+# The brms fixtures were fitted on arm rows copied into validation/brms/reference_core.R;
+# this ties them to the bundled data (as the shipped specs select it), so a change to the
+# bundled counts cannot leave the brms comparison silently testing old numbers.
+@pytest.mark.parametrize("name", ["total_response", "complete_response"])
+def test_brms_fixture_data_are_the_bundled_data(fixture, name):
+    import bayesln
+    from bayesln.analysis import select_for_spec
+    from bayesln.spec import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "models" / f"{name}.toml")
+    td = select_for_spec(bayesln.load_dataset("tacrolimus_ln"), spec)
+    from bayesln.hierarchy import build_design
+
+    design = build_design(td, name, treat=tuple(spec.model.treat))  # the arms the core model uses
+    bundled = {(a.split(":")[0], a.split(":")[1].lower()): (int(e), int(n))
+               for a, e, n in zip(design.arm_ids, design.events, design.n)}
+    ref = pd.DataFrame(fixture["datasets"][name]["data"])
+    pinned = {(r.study, r.arm.lower()): (int(r.events), int(r.n)) for r in ref.itertuples()}
+    assert pinned == bundled

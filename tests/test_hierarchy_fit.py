@@ -219,6 +219,14 @@ def test_vague_priors_large_trials_match_reml_and_truth():
     y = np.log(et / (n - et)) - np.log(ec / (n - ec))
     v = 1 / et + 1 / (n - et) + 1 / ec + 1 / (n - ec)
     mu_reml, tau2_reml, se_reml = reml(y, v)
+    # the package's frequentist engine (metafor's REML, pinned against R elsewhere) agrees
+    # with the closed-form fixed point above, so the Bayesian fit is checked against both
+    from bayesln.frequentist import rma_uni
+
+    eng = rma_uni(y, v, method="reml", confint=False, reml_control={"threshold": 1e-10, "maxiter": 1000})
+    assert eng.beta == pytest.approx(mu_reml, abs=1e-6) and eng.tau2 == pytest.approx(tau2_reml, abs=1e-6)
+    assert eng.se == pytest.approx(se_reml, rel=1e-5)
+    mu_reml, tau2_reml, se_reml = eng.beta, eng.tau2, eng.se
     vague = Priors(baseline="normal(0, 100)", d="normal(0, 100)", tau="half_normal(5)")
     res = fit_core(df, "total_response", priors=vague, seed=11, draws=1000, tune=1000, chains=4, prior_predictive=False)
     assert res.status == "ok"

@@ -97,6 +97,14 @@ def load_dataset(name: str) -> TrialData:
     folder = dataset_path(name)
     meta = json.loads((folder / "datapackage.json").read_text(encoding="utf-8"))
     res = {r["name"]: r for r in meta["resources"]}
+    from bayesln.data.schema import table_schema
+
+    # trials.csv is validated by the package's validator, which implements schema.py; the
+    # dataset's declared schema must be that same schema, field for field
+    if res["trials"].get("schema") != table_schema():
+        raise DataValidationError([Problem(f"{name}/datapackage.json", None, "resources.trials.schema", None,
+                                           "differs from the arm-level format of this bayesln version "
+                                           "(bayesln/data/schema.py); rebuild the dataset")])
     frame, ignored = parse_table(folder / res["trials"]["path"], label=f"{name}/{res['trials']['path']}")
     if ignored:
         raise DataValidationError([Problem(f"{name}/trials.csv", 1, c, None, "column not in the schema") for c in ignored])
