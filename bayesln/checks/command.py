@@ -196,6 +196,12 @@ def run_checks(run_dir: str | Path, *, alpha: float = 0.05, k_threshold: float =
         rep.notes.append("the run failed its diagnostics gate: read every check with care")
     if result.design.effect_names:
         rep.notes.append("the Bayesian RRs and ORs are at the covariate reference values (model with effect modifiers)")
+    if result.design.effect_names or result.design.baseline_names:
+        dropped = [f"{what} {', '.join(names)}" for names, what in
+                   ((result.design.effect_names, "effect modifiers"), (result.design.baseline_names, "baseline covariates"))
+                   if names]
+        rep.notes.append("the subgroup rows (duo, triple, induction, maintenance) are separate subgroup fits without "
+                         "the run's covariates (" + "; ".join(dropped) + ")")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         if comparison:
@@ -296,10 +302,13 @@ def format_report(rep: CheckReport) -> str:
             if r["flag"]:
                 L.append(f"{'':<12}why: {r['reason']}")
     if rep.models is not None:
-        L += ["", "Model comparison (LOO, per study):"]
+        est = " / ".join(dict.fromkeys(rep.models["estimator"])) if "estimator" in rep.models else "LOO"
+        L += ["", f"Model comparison (LOO, per study; {est}):"]
         for _, r in rep.models.iterrows():
             L.append(f"  {r['model']:<40} elpd {r['elpd_loo']:8.2f} (SE {_fmt(r['se'])})  diff {r['elpd_diff']:7.2f}"
-                     f" (SE {_fmt(r['se_diff'])})  {r['note']}")
+                     f" (SE {_fmt(r['se_diff'])})  k>{rep.info['k_threshold']}: {int(r['n_high_k'])}  {r['note']}")
+            if isinstance(r.get("warning"), str) and r["warning"]:
+                L.append(f"{'':<4}warning: {r['warning']}")
     return "\n".join(L) + "\n"
 
 

@@ -27,21 +27,39 @@ Medians and central 95% intervals of the draws are reported.
 Subgroups
 ---------
 The subgroup Bayesian RRs (TAC regimen duo / triple, phase induction / maintenance) come
-from **separate subgroup fits**: the same model fitted to the subgroup's trials only (no
-meta-regression, so each subgroup has its own d and tau, like the frequentist subgroup
-analyses). They are computed as refits of the outcome's full fit with the arms outside
+from **separate subgroup fits**: the same model fitted to the subgroup's trials only,
+without covariates, so each subgroup has its own d and tau, like the frequentist subgroup
+analyses. They are computed as refits of the outcome's full fit with the arms outside
 the subgroup set to n = 0 (:mod:`bayesln.checks.refit`): the posterior of d and tau is
-exactly that of a fit without them, and the compiled model is reused.
+exactly that of a fit without them (and the compiled model is reused when the fit has no
+covariates). When the fit has effect modifiers (e.g. ``regimen``, ``phase``) or baseline
+covariates, the subgroup refits drop them (``drop_effect_modifiers`` /
+``drop_baseline_covariates``; the rows' reason says so): a modifier that is (nearly)
+constant within a subgroup is confounded with d there (d and beta are identified only
+through d + x . beta), and a constant baseline covariate is confounded with the
+baseline mean m. Random vs common effect, the baseline model (independent /
+exchangeable) and the priors stay as fitted. The ``all`` row uses the fit itself,
+covariates included (RR over the trials' own covariate values).
 
 Agreement
 ---------
 Every row is compared with the Mantel–Haenszel RR of the same outcome, subgroup and
 trials: ``ratio_to_mh`` (estimate / MH estimate) and ``overlaps_mh`` (95% intervals
 overlap). A row is flagged when the ratio leaves [0.9, 1/0.9] or the intervals do not
-overlap, with a short reason: fixed vs random effects, zero-cell studies, trials missing
-from the data, a different trial set than the published one. Published rows are also
-flagged when they are not reproduced from the bundled counts (with the reason from
-:func:`bayesln.frequentist.reproduce_published`).
+overlap, with a short reason that depends on the row's model and data:
+
+- "random vs fixed effects" only for a random-effects estimate (DL / REML, or a
+  random-effects Bayesian fit) on trials with between-trial heterogeneity: the row's own
+  tau2 > 0 for DL / REML, the REML (else DL) tau2 > 0 for a Bayesian fit. A DL / REML row
+  with tau2 = 0 is an inverse-variance fixed-effect estimate ("inverse-variance weights
+  ... vs Mantel-Haenszel weights"); a random-effects Bayesian fit on trials without
+  heterogeneity says that tau comes from its prior; a common-effect Bayesian fit says
+  "common-effect binomial model on the log-odds scale";
+- "zero-cell studies: ..." only when a trial of the comparison has a zero (or full) cell;
+- trials missing from the Bayesian fit, a different trial set than the published one.
+
+Published rows are also flagged when they are not reproduced from the bundled counts
+(with the reason from :func:`bayesln.frequentist.reproduce_published`).
 """
 
 from __future__ import annotations
@@ -237,10 +255,12 @@ def published_rows(td, outcome: str | None = None) -> pd.DataFrame | None:
 
 # --------------------------------------------------------------------------- one table
 def _frequentist_rows(contrasts, outcome, subgroup, methods=("mh", "dl", "reml")):
+    """The frequentist rows, their (estimate, low, high) by method and the between-trial
+    heterogeneity by method (``{method: (tau2, I2)}``, random-effects methods only)."""
     from bayesln.frequentist import meta_analysis
 
     trials = ";".join(contrasts["study"])
-    rows, freq = [], {}
+    rows, freq, het = [], {}, {}
     for method in methods:
         try:
             s = meta_analysis(contrasts, "RR", method, outcome=outcome, subgroup=subgroup).summary.iloc[0]
@@ -248,6 +268,7 @@ def _frequentist_rows(contrasts, outcome, subgroup, methods=("mh", "dl", "reml")
             note = ""
             if method not in ("mh", "iv", "peto") and np.isfinite(s.get("tau2", np.nan)):
                 note = f"tau2 = {s['tau2']:.3g}, I2 = {s['i2']:.0f}%"
+                het[METHOD_NAMES[method]] = (float(s["tau2"]), float(s["i2"]))
             k = int(s["k"])
         except ValueError as exc:
             freq[method] = (np.nan, np.nan, np.nan)
@@ -256,7 +277,7 @@ def _frequentist_rows(contrasts, outcome, subgroup, methods=("mh", "dl", "reml")
         rows.append({"source": "frequentist", "method": METHOD_NAMES[method], "measure": "RR", "k": k,
                      "trials": trials, "estimate": freq[method][0], "ci_low": freq[method][1],
                      "ci_high": freq[method][2], "reason": note})
-    return rows, freq
+    return rows, freq, het
 
 
 def _bayesian_rows(result, contrasts, ci):
@@ -268,10 +289,18 @@ def _bayesian_rows(result, contrasts, ci):
     note = []
     if missing:
         note.append(f"not in the Bayesian fit: {', '.join(missing)} (different trial set than MH)")
-    if "tau" in result.idata.posterior:
+    common = "tau" not in result.idata.posterior
+    if not common:
         note.append(f"random effects (tau median {float(np.median(result.idata.posterior['tau'].values)):.2f})")
     else:
         note.append("common effect")
+    changed = (getattr(result, "config", None) or {}).get("refit", {})
+    dropped = [f"{what} {', '.join(changed[key])}" for key, what in
+               (("dropped_effect_modifiers", "effect modifiers"), ("dropped_baseline_covariates", "baseline covariates"))
+               if changed.get(key)]
+    if dropped:
+        what = "separate subgroup fit" if str(changed.get("label", "")).startswith("subgroup") else "refit"
+        note.append(f"{what} without the fitted model's covariates (" + "; ".join(dropped) + ")")
     if getattr(result, "status", "ok") != "ok":
         note.append("diagnostics gate failed")
     cov = list(getattr(result.design, "effect_names", []) or [])
@@ -285,7 +314,8 @@ def _bayesian_rows(result, contrasts, ci):
             why.append("OR at the covariate reference values (" + ", ".join(cov) + " = 0)" if measure == "OR"
                        else "RR over the trials' own covariate values (" + ", ".join(cov) + ")")
         rows.append({"source": "bayesian", "method": method, "measure": measure, "k": len(used), "trials": trials,
-                     "estimate": med, "ci_low": lo, "ci_high": hi, "reason": "; ".join(why)})
+                     "estimate": med, "ci_low": lo, "ci_high": hi, "reason": "; ".join(why),
+                     "_effects": "common" if common else "random"})
     return rows
 
 
@@ -296,7 +326,7 @@ def comparison_table(result, contrasts: pd.DataFrame, *, outcome: str, subgroup:
     pooled-baseline) and OR of ``result`` on the same studies, and the ``published`` rows
     (see :func:`published_rows`; rows of other outcomes are ignored), each with its
     agreement with the MH RR (columns :data:`COLUMNS`)."""
-    rows, freq = _frequentist_rows(contrasts, outcome, subgroup)
+    rows, freq, het = _frequentist_rows(contrasts, outcome, subgroup)
     if result is not None:
         rows += _bayesian_rows(result, contrasts, ci)
     out = pd.DataFrame(rows)
@@ -305,11 +335,41 @@ def comparison_table(result, contrasts: pd.DataFrame, *, outcome: str, subgroup:
     if published is not None and len(published):
         pub = published[published["outcome"] == outcome] if "outcome" in published.columns else published
         out = pd.concat([out, pub], ignore_index=True)
-    return _agreement(out, freq.get("mh"), contrasts, subgroup)
+    return _agreement(out, freq.get("mh"), contrasts, subgroup, het)
 
 
-def _agreement(out: pd.DataFrame, mh, contrasts: pd.DataFrame, subgroup: str = "all") -> pd.DataFrame:
+def _het_text(tau2: float, i2: float, name: str) -> str:
+    return f"{name} tau2 = {tau2:.3g}, I2 = {i2:.0f}%"
+
+
+def _differs_reason(r, het: Mapping[str, tuple[float, float]]) -> str:
+    """Why an estimate of another model can differ from MH (see the module docstring):
+    "random vs fixed effects" only for a random-effects estimate on trials with
+    between-trial heterogeneity (estimated tau2 > 0)."""
+    if r["source"] == "bayesian":
+        ref = het.get("reml_random") or het.get("dersimonian_laird_random")
+        name = "REML" if "reml_random" in het else "DL"
+        scale = "binomial model on the log-odds scale (OR pooled, RR from the arm probabilities)"
+        if r.get("_effects") == "common":
+            return f"differs from MH: common-effect {scale}"
+        if ref is not None and ref[0] > 0:
+            return f"differs from MH: random vs fixed effects ({_het_text(*ref, name)}); binomial-normal {scale}"
+        why = "no between-trial heterogeneity in the data: " + _het_text(*ref, name) if ref is not None else \
+            "heterogeneity not estimable"
+        return f"differs from MH: binomial-normal random-effects {scale}, tau from its prior ({why})"
+    if r["source"] == "frequentist":
+        own = het.get(r["method"])
+        if own is not None and own[0] > 0:
+            return f"differs from MH: random vs fixed effects ({_het_text(*own, 'estimated')})"
+        return ("differs from MH: inverse-variance weights on the log RR "
+                "vs Mantel-Haenszel weights; no between-trial heterogeneity estimated")
+    return ""
+
+
+def _agreement(out: pd.DataFrame, mh, contrasts: pd.DataFrame, subgroup: str = "all",
+               het: Mapping[str, tuple[float, float]] | None = None) -> pd.DataFrame:
     out = out.copy()
+    het = dict(het or {})
     for c in ("reproduced", "flag"):
         if c not in out.columns:
             out[c] = pd.NA
@@ -343,14 +403,14 @@ def _agreement(out: pd.DataFrame, mh, contrasts: pd.DataFrame, subgroup: str = "
                     bits.append(f"not in the published set: {', '.join(extra)}")
                 why.append("different trial set than here (" + "; ".join(bits) + ")")
         if differs:
-            if r["source"] == "bayesian":
-                why.append("differs from MH: random vs fixed effects, binomial-normal model on the log-odds scale")
-            elif r["source"] == "frequentist":
-                why.append("differs from MH: random vs fixed effects")
+            if r["source"] in ("bayesian", "frequentist"):
+                why.append(_differs_reason(r, het))
             else:
                 why.append(f"differs from MH on this comparison's trials (ratio {q:.2f})")
             if zero:
-                why.append(f"zero-cell studies: {', '.join(zero)}")
+                why.append(f"zero-cell studies: {', '.join(zero)}"
+                           + (" (MH uses the raw counts, DL / REML add 0.5 to their cells)"
+                              if r["source"] == "frequentist" else ""))
         ratio.append(q)
         overlap.append(ov)
         flag.append(bool(differs) or pre_flag)
@@ -430,8 +490,8 @@ def full_comparison(
     subgroup (default :data:`DEFAULT_SUBGROUPS`: all, duo, triple, induction,
     maintenance) with at least ``min_trials`` informative trials: MH, DL and REML RRs,
     the Bayesian RRs from a core-model fit of the outcome (random effects, independent
-    baselines, priors ``priors``; subgroups by separate subgroup fits, see the module
-    docstring), and the published rows with their reproduction. Subgroups with fewer
+    baselines, priors ``priors``; subgroups by separate subgroup fits without
+    covariates, see the module docstring), and the published rows with their reproduction. Subgroups with fewer
     informative trials get one ``skipped`` row saying why; published figures that could
     not be recomputed are listed with the reason.
 
@@ -522,9 +582,14 @@ def full_comparison(
                 if len(c_bayes):
                     fit = base
                     ev, n = subgroup_counts(base, c_bayes, flt.get("node"))
-                    if not (np.array_equal(ev, base.design.events) and np.array_equal(n, base.design.n)):
-                        fit = refit(base, events=ev, n=n, seed=derive_seed(seed, oc, sg), draws=draws, tune=tune,
-                                    chains=chains, progressbar=progressbar, label=f"subgroup {sg}")
+                    # a subgroup (any filter) is a separate fit without covariates: a
+                    # meta-regression inside one subgroup would split its effect between
+                    # d and the (then nearly constant) covariate terms
+                    drop = bool(flt) and bool(base.design.effect_names or base.design.baseline_names)
+                    if drop or not (np.array_equal(ev, base.design.events) and np.array_equal(n, base.design.n)):
+                        fit = refit(base, events=ev, n=n, drop_effect_modifiers=bool(flt),
+                                    drop_baseline_covariates=bool(flt), seed=derive_seed(seed, oc, sg), draws=draws,
+                                    tune=tune, chains=chains, progressbar=progressbar, label=f"subgroup {sg}")
                     fitted[(oc, sg)] = fit
             tab = comparison_table(fit, c, outcome=oc, subgroup=sg, published=sg_pub, ci=ci)
             if fit is None:

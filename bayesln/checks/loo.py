@@ -16,6 +16,10 @@ One study is one unit. Two importance-sampling versions of PSIS-LOO are reported
   study out returns its own mu_i to the prior, so these k are usually above 0.7 for every
   study with independent baselines; reported for completeness, not used.
 
+The integrated version also covers the joint efficacy-safety model
+(:func:`bayesln.checks.marginal.joint_integrated_study_loglik`: the study's baselines and
+correlated effects of all its outcomes integrated out; no exact refits for that model).
+
 Both estimate the same quantity, elpd_i = log p(y_i | y_-i). Where the integrated Pareto
 k exceeds ``k_threshold`` (0.7; Vehtari, Simpson, Gelman, Yao & Gabry 2024, JMLR 25:72)
 the study is refitted without it (:func:`bayesln.checks.refit.refit` with its counts set
@@ -37,7 +41,7 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from bayesln import _arviz
-from bayesln.checks.marginal import integrated_study_loglik
+from bayesln.checks.marginal import integrated_study_loglik, is_joint_fit, joint_integrated_study_loglik
 from bayesln.checks.refit import derive_seed, is_core_fit, refit_many, zero_counts
 
 __all__ = ["K_THRESHOLD", "StudyLoo", "held_out_refits", "influence_table", "psislw", "study_loo"]
@@ -133,17 +137,25 @@ def study_loo(result, *, k_threshold: float = K_THRESHOLD, refit: str = "auto", 
     ``"all"`` (every study) or ``"none"``. ``refits``: held-out fits already made (e.g.
     by :func:`influence_table`), reused. For fits of other model families (no core
     design) only the conditional PSIS-LOO of ``study_loglik`` is available;
-    ``kind="conditional"`` asks for it for a core fit too (no refits). ``executor``
-    runs the refits (:func:`held_out_refits`).
+    ``kind="conditional"`` asks for it for a core fit too (no refits). A joint
+    efficacy-safety fit (:func:`bayesln.hierarchy.joint.fit_joint`) gets the integrated
+    estimator too (:func:`bayesln.checks.marginal.joint_integrated_study_loglik`: the
+    study's baselines and correlated effects integrated out; one study = all its
+    outcomes), without exact refits (a study with k > ``k_threshold`` keeps its PSIS
+    value, method ``psis (k high, not refitted)``). ``executor`` runs the refits
+    (:func:`held_out_refits`).
     """
     if refit not in ("auto", "all", "none"):
         raise ValueError(f"refit must be 'auto', 'all' or 'none', not {refit!r}")
     if kind not in ("integrated", "conditional"):
         raise ValueError(f"kind must be 'integrated' or 'conditional', not {kind!r}")
-    if kind == "conditional" or not is_core_fit(result):
+    joint = is_joint_fit(result)
+    if kind == "conditional" or not (is_core_fit(result) or joint):
         return _conditional_only(result, k_threshold)
-    des = result.design
-    studies, L = integrated_study_loglik(result, inner=inner, seed=seed)
+    if joint:
+        studies, L = joint_integrated_study_loglik(result, inner=inner, seed=seed)
+    else:
+        studies, L = integrated_study_loglik(result, inner=inner, seed=seed)
     S = L.shape[0]
     lw, k = psislw(-L.T, reff=1.0)
     elpd_psis = logsumexp(lw + L.T, axis=1)
@@ -152,6 +164,8 @@ def study_loo(result, *, k_threshold: float = K_THRESHOLD, refit: str = "auto", 
     pw = pd.DataFrame({"study": studies, "elpd_psis": elpd_psis, "pareto_k": k, "lppd": lppd})
     pw["pareto_k_conditional"] = kc if kc is not None and len(kc) == len(studies) else np.nan
     todo = [s for s, kk in zip(studies, k) if (refit == "all") or (refit == "auto" and kk > k_threshold)]
+    if joint:
+        todo = []  # no exact refits for the joint model
     fits = held_out_refits(result, todo, seed=seed, draws=draws, tune=tune, chains=chains,
                            progressbar=progressbar, existing=refits, executor=executor) if todo else dict(refits or {})
     exact, gate = [], []
@@ -176,7 +190,8 @@ def study_loo(result, *, k_threshold: float = K_THRESHOLD, refit: str = "auto", 
         why = []
         if r["pareto_k"] > k_threshold:
             why.append(f"Pareto k {r['pareto_k']:.2f} > {k_threshold}: influential or outlying study"
-                       + (" (exact refit used)" if r["method"] == "exact" else ""))
+                       + (" (exact refit used)" if r["method"] == "exact" else
+                          " (no exact refit for the joint model: PSIS value unreliable)" if joint else ""))
         flags.append(bool(why))
         if r["refit_gate"] == "fail":
             why.append("the refit without it failed the diagnostics gate (more draws?)")

@@ -106,8 +106,14 @@ def plot_model_comparison(table: pd.DataFrame, *, title: str = "Model comparison
     y = np.arange(k)[::-1]
     ax.errorbar(table["elpd_diff"], y, xerr=2 * table["se_diff"], fmt="o", color="tab:blue", capsize=3)
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(y, [f"{r.model}  (elpd {r.elpd_loo:.1f} ± {r.se:.1f})" for r in table.itertuples()], fontsize=8)
+    hk = table["n_high_k"] if "n_high_k" in table else [None] * k
+    ax.set_yticks(y, [f"{r.model}  (elpd {r.elpd_loo:.1f} ± {r.se:.1f}" + (f"; k>0.7: {int(h)}" if h is not None else "")
+                      + ")" for r, h in zip(table.itertuples(), hk)], fontsize=8)
     ax.set_xlabel("elpd difference to the best model (± 2 SE)")
+    if "kind" in table and (table["kind"].str.contains("conditional")).any():
+        title += "\nconditional PSIS-LOO: unreliable (see the table's warning)"
+    elif "kind" in table:
+        title += " — integrated PSIS-LOO per study"
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -118,6 +118,7 @@ def refit(
     priors: Priors | dict | None = None,
     common_effect: bool | None = None,
     drop_effect_modifiers: bool = False,
+    drop_baseline_covariates: bool = False,
     seed: int,
     draws: int | None = None,
     tune: int | None = None,
@@ -132,7 +133,9 @@ def refit(
     ``events`` and ``n`` replace the design's arrays (same arms; ``n = 0`` leaves an arm
     out, see the module docstring). ``priors`` replaces the fitted priors;
     ``common_effect`` switches between random and common effect; ``drop_effect_modifiers``
-    removes every covariate from the treatment effect (same studies). Sampler settings
+    removes every covariate from the treatment effect and ``drop_baseline_covariates``
+    every covariate from the (exchangeable) baselines (same studies; prior overrides of
+    the dropped coefficients are dropped too). Sampler settings
     default to the fit's own. The result's ``design`` carries the new counts (its
     ``contrasts`` / ``usage`` tables are the original fit's) and ``config["refit"]``
     says what changed. A failing diagnostics gate is recorded in ``.diagnostics``, not
@@ -151,7 +154,9 @@ def refit(
         des = replace(des, events=ev, n=nn)
         held = [s for i, s in enumerate(des.study_ids) if (nn[des.arm_study == i] == 0).all()]
         changes["held_out_studies"] = held
+    dropped_beta, dropped_gamma = set(), set()
     if drop_effect_modifiers and des.effect_names:
+        dropped_beta = set(des.effect_names)
         des = replace(
             des,
             X_effect=np.zeros((des.n_arms, 0)),
@@ -159,6 +164,17 @@ def refit(
             transforms={k: v for k, v in des.transforms.items() if not k.startswith("beta:")},
         )
         changes["effect_modifiers"] = []
+        changes["dropped_effect_modifiers"] = sorted(dropped_beta, key=result.design.effect_names.index)
+    if drop_baseline_covariates and des.baseline_names:
+        dropped_gamma = set(des.baseline_names)
+        des = replace(
+            des,
+            Z_baseline=np.zeros((des.n_studies, 0)),
+            baseline_names=[],
+            transforms={k: v for k, v in des.transforms.items() if not k.startswith("gamma:")},
+        )
+        changes["baseline_covariates"] = []
+        changes["dropped_baseline_covariates"] = sorted(dropped_gamma, key=result.design.baseline_names.index)
     ce = result.common_effect if common_effect is None else bool(common_effect)
     if ce != result.common_effect:
         changes["common_effect"] = ce
@@ -167,6 +183,12 @@ def refit(
     else:
         pri = priors if isinstance(priors, Priors) else Priors.model_validate(priors)
         changes["priors"] = pri.to_json_dict()
+    # prior overrides of the coefficients dropped above
+    if dropped_beta or dropped_gamma:
+        pri = pri.model_copy(update={
+            "beta_overrides": {k: v for k, v in pri.beta_overrides.items() if k not in dropped_beta},
+            "gamma_overrides": {k: v for k, v in pri.gamma_overrides.items() if k not in dropped_gamma},
+        })
     parameterization = result.config.get("parameterization", "noncentered")
     settings, be = _settings(result, draws, tune, chains)
     be = backend or be
@@ -192,6 +214,7 @@ def refit(
     config = json.loads(json.dumps(result.config, default=str))
     config.update(common_effect=ce, priors=resolved)
     config["effect_modifiers"] = list(des.effect_names)
+    config["baseline_covariates"] = list(des.baseline_names)
     config["sampler"] = {**config.get("sampler", {}), "backend": used, "draws": settings.draws,
                          "tune": settings.tune, "chains": settings.chains, "seed": int(seed)}
     config["refit"] = changes

@@ -64,11 +64,12 @@ def _same(a: Prior, b: Prior, outcome: str) -> bool:
 def prior_sensitivity(result, *, tau_priors: Iterable[str | Prior] | None = DEFAULT_TAU_PRIORS,
                       d_priors: Iterable[str | Prior] | None = DEFAULT_D_PRIORS, seed: int | None = None,
                       draws=None, tune=None, chains=None, ci: float = 0.95, threshold: float = 0.95,
-                      progressbar: bool = False, executor=None) -> pd.DataFrame:
+                      progressbar: bool = False, executor=None, return_fits: bool = False):
     """The key summaries under each alternative prior (see the module docstring).
 
     Columns: ``changed`` (``reference`` / ``tau`` / ``d``), ``prior`` (as written),
-    ``tau_prior``, ``d_prior`` (the full priors of the row), ``or_median``, ``or_low``,
+    ``tau_prior``, ``d_prior`` (the full priors of the row), ``fitted_tau_prior``,
+    ``fitted_d_prior`` (see below), ``or_median``, ``or_low``,
     ``or_high``, ``tau_median``, ``tau_low``, ``tau_high``, ``p_or_gt_1``,
     ``p_direction``, ``excludes_1``, ``or_ratio`` (OR median / reference),
     ``tau_change``, ``gate``, ``flag`` and ``reason``.
@@ -76,6 +77,12 @@ def prior_sensitivity(result, *, tau_priors: Iterable[str | Prior] | None = DEFA
     ``executor``: where the refits run (:func:`bayesln.checks.refit.refit_many`; default
     in this process). Each row's seed is derived from the prior, so the table does not
     depend on the executor.
+
+    ``fitted_tau_prior`` / ``fitted_d_prior`` are read back from each refit's own
+    configuration (what was actually sampled; the fit's for the reference and for rows
+    that reuse it), so the table shows that every scenario ran with its prior. With
+    ``return_fits=True`` the result is ``(table, fits)``, ``fits`` mapping a row index to
+    the fit behind it (the fit itself for the reference and reused rows).
     """
     base = fit_priors(result)
     outcome = result.outcome
@@ -119,8 +126,12 @@ def prior_sensitivity(result, *, tau_priors: Iterable[str | Prior] | None = DEFA
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         fits = refit_many(result, [kw for _, kw in jobs], executor=executor)
+    by_row = {i: result for i, r in enumerate(rows) if np.isfinite(r.get("or_median", np.nan))}
     for (i, _), fit in zip(jobs, fits):
         rows[i] = {**rows[i], **_summ(fit, ci), "reason": ""}
+        by_row[i] = fit
+    for i, fit in by_row.items():
+        rows[i]["fitted_tau_prior"], rows[i]["fitted_d_prior"] = _fitted_priors(fit)
     out = pd.DataFrame(rows)
     out["or_ratio"] = out["or_median"] / ref["or_median"]
     out["tau_change"] = out["tau_median"] - ref["tau_median"]
@@ -146,10 +157,24 @@ def prior_sensitivity(result, *, tau_priors: Iterable[str | Prior] | None = DEFA
     out["flag"] = flags
     out["reason"] = reasons
     out["direction_label"] = label
-    cols = ["changed", "prior", "tau_prior", "d_prior", "or_median", "or_low", "or_high", "tau_median", "tau_low",
-            "tau_high", "p_or_gt_1", "p_direction", "direction_label", "excludes_1", "or_ratio", "tau_change", "gate",
-            "flag", "reason"]
+    cols = ["changed", "prior", "tau_prior", "d_prior", "fitted_tau_prior", "fitted_d_prior", "or_median", "or_low",
+            "or_high", "tau_median", "tau_low", "tau_high", "p_or_gt_1", "p_direction", "direction_label", "excludes_1",
+            "or_ratio", "tau_change", "gate", "flag", "reason"]
     for c in cols:
         if c not in out.columns:
             out[c] = np.nan
-    return out[cols]
+    out = out[cols]
+    return (out, by_row) if return_fits else out
+
+
+def _fitted_priors(fit) -> tuple[str, str]:
+    """The tau and d priors a fit was sampled with, from its own configuration."""
+    cfg = getattr(fit, "config", None) or {}
+    pri = cfg.get("priors") or {}
+    if cfg.get("common_effect"):
+        tau = "none (common effect)"
+    else:
+        t = pri.get("tau")
+        tau = str(Prior.model_validate(t)) if isinstance(t, dict) else ""
+    d = pri.get("d")
+    return tau, (str(Prior.model_validate(d)) if isinstance(d, dict) else "")
