@@ -93,6 +93,13 @@ class Prior(BaseModel):
     dist: str
     params: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("params", mode="after")
+    @classmethod
+    def _ints_to_floats(cls, v: dict) -> dict:
+        # "normal(0, 2.5)" and normal(0.0, 2.5) are the same prior: one JSON form, so the
+        # compiled-model cache (keyed by the priors' JSON) and spec hashes agree
+        return {k: float(x) if type(x) is int else x for k, x in v.items()}
+
     @model_validator(mode="after")
     def _check(self) -> Prior:
         if self.dist not in DIST_PARAMS:
