@@ -66,6 +66,8 @@ def test_idata_contents(total, td):
         assert g in idata.groups(), g
     post = idata.posterior
     assert list(post["study"].values) == total.design.study_ids
+    for g in ("posterior", "posterior_predictive", "log_likelihood", "observed_data", "prior"):
+        assert str(idata[g]["outcome"].values) == "total_response", g
     assert list(post["arm"].values)[:2] == ["liu2015:tac", "liu2015:ivcy"]
     assert set(post.data_vars) == {"mu", "d", "z", "tau", "delta", "eta"}
     ll = idata.log_likelihood["study_loglik"]

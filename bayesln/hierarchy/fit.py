@@ -89,6 +89,11 @@ def assemble_idata(
         "observed_data": observed,
         "constant_data": constant,
     }
+    # the outcome as a scalar coordinate of every group with draws or data (a core fit has
+    # one outcome; the joint family has an outcome dimension instead)
+    for g in ("posterior", "posterior_predictive", "log_likelihood", "prior", "prior_predictive", "observed_data"):
+        if groups[g] is not None:
+            groups[g] = groups[g].assign_coords(outcome=design.outcome)
     if attrs:
         for g in ("posterior", "prior"):
             if groups[g] is not None:
