@@ -48,6 +48,7 @@ if str(ROOT) not in sys.path:
 
 from bayesln.executor import auto_parallel, resolve_executor, run_batch  # noqa: E402
 from bayesln.hierarchy import build_design, model_from_design, run_gate  # noqa: E402
+from bayesln.hierarchy.model import binomial_log_coefficient  # noqa: E402
 from bayesln.hierarchy.sampling import (  # noqa: E402
     SamplerSettings,
     cached_nutpie_model,
@@ -132,7 +133,8 @@ def fit_one(task) -> dict:
     rng = np.random.default_rng(child)
     truth = draw_prior(rng, design.n_studies)
     events = simulate(rng, design, truth)
-    c = compiled.with_data(events_data=events, n_data=design.n)
+    c = compiled.with_data(events_data=events, n_data=design.n,
+                           binom_const=binomial_log_coefficient(events, design.n))
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -55,7 +55,9 @@ def test_default_fit_total_response_passes_gate(total):
 def test_default_fit_complete_response_passes_gate(td):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        res = fit_core(td, "complete_response", seed=7, prior_predictive=False)
+        # the seed of models/complete_response.toml: the gate is a property of one run (about
+        # one seed in ten gives R-hat(tau) of 1.010-1.015 at 4 x 1000 draws on these six trials)
+        res = fit_core(td, "complete_response", seed=20261122, prior_predictive=False)
     assert res.status == "ok", res.diagnostics.problems
     assert res.summary().loc["P(OR > 1)", "mean"] > 0.9
 

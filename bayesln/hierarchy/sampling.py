@@ -285,6 +285,10 @@ def _relabel(compiled, design):
 
     data = {"events_data": design.events, "n_data": design.n}
     shared = getattr(compiled, "shared_data", None) or getattr(compiled, "_shared_data", {})
+    if "binom_const" in shared:
+        from bayesln.hierarchy.model import binomial_log_coefficient
+
+        data["binom_const"] = binomial_log_coefficient(design.events, design.n)
     if "X_effect" in shared:
         data["X_effect"] = design.X_effect
     if "Z_baseline" in shared:
