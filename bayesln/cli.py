@@ -366,7 +366,7 @@ def check(
 
 @app.command("predict")
 def predict(
-    run_or_spec: str = typer.Argument(..., help="A run folder of `bayesln fit`, or a spec (fitted first, as `bayesln fit` does)."),
+    run_or_spec: str = typer.Argument(..., help="A run folder of `bayesln fit`, or a spec (fitted first, as `bayesln fit` does); family core or ordinal."),
     target: Optional[str] = typer.Option(None, "--target", help="One target name (default: every target of the spec)."),
     fmt: str = typer.Option("table", "--format", help="table | csv | json"),
     seed: Optional[int] = typer.Option(
@@ -388,7 +388,9 @@ def predict(
 ) -> None:
     """Posterior predictive response / adverse-event probabilities for target populations,
     with the extrapolation report (covariates outside the trials, prior-to-posterior
-    contraction, sensitivity to the prior on unidentified effect modifiers).
+    contraction, sensitivity to the prior on unidentified effect modifiers). A core run gives one outcome per
+    target; an ordinal run (models/ordinal_response.toml) gives coherent P(CR), P(PR), P(CR or PR) and the
+    RD / RR / OR / NNT of CR and of CR-or-PR.
 
     SPEC: the model is fitted first, as `bayesln fit` does (--draws, --tune, --chains, --seed; a progress display unless --quiet; --out DIR keeps the run folder). Exit 1 when the fit fails its diagnostics gate, unless --allow-failed-gate; the predictions are printed either way.
 

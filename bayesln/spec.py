@@ -217,8 +217,8 @@ class Spec(_Section):
             extra = [c for c in m.effect_modifiers if c not in ORDINAL_MODIFIERS]
             if extra:
                 raise ValueError(f"key 'model.effect_modifiers': family 'ordinal' allows {', '.join(ORDINAL_MODIFIERS)}; got {', '.join(extra)}")
-        if self.targets and fam != "core":
-            raise ValueError(f"key 'targets': predictions are made from family 'core' fits, not {fam!r}")
+        if self.targets and fam not in ("core", "ordinal"):
+            raise ValueError(f"key 'targets': predictions are made from family 'core' or 'ordinal' fits, not {fam!r}")
         return self
 
     # -------------------------------------------------------------- derived

@@ -14,6 +14,8 @@ quantity), the exit codes documented in README.md (0 ok, 1 failed gate, 2 bad in
 
 from __future__ import annotations
 
+import io
+
 import json
 from pathlib import Path
 
@@ -82,7 +84,7 @@ FAMILY_FILES = {
 def test_family_spec_fits_from_the_command_line(tmp_path, name):
     """Issue 5: 'all of it selectable from an analysis spec'. The run folder holds the
     family's tables, ``summarize`` reads it back, and ``check`` / ``predict`` refuse it
-    with a clear message (they need a core-model run)."""
+    with a clear message (they need a core-model run; predict also takes ordinal runs)."""
     r = invoke("fit", MODELS / f"{name}.toml", "--out", tmp_path, *TINY)
     assert r.exit_code == 0, r.output
     run = tmp_path / name
@@ -96,9 +98,15 @@ def test_family_spec_fits_from_the_command_line(tmp_path, name):
     if name == "ordinal_response":
         probs = pd.read_csv(run / "arm_probabilities.csv")
         assert {"P(CR)", "P(CR or PR)"} <= set(probs["quantity"])
-    for cmd in ("check", "predict"):
+    refused = ("check",) if name == "ordinal_response" else ("check", "predict")
+    for cmd in refused:
         r2 = invoke(cmd, run)
         assert r2.exit_code == 2 and "core" in (r2.stderr or r2.output), (cmd, r2.output)
+    if name == "ordinal_response":  # predictions from the ordinal fit (its spec lists targets)
+        assert (run / "predictions.csv").is_file()
+        r3 = invoke("predict", run, "--target", "non_asian_class_iii_iv", "--format", "csv")
+        assert r3.exit_code == 0, r3.output
+        assert {"complete_response", "partial_response", "total_response"} <= set(pd.read_csv(io.StringIO(r3.stdout))["outcome"])
 
 
 # =========================================================================== check / predict (slow)

@@ -59,6 +59,13 @@ def test_shipped_spec_passes_the_gate(name):
     diag = analysis.result.diagnostics
     assert analysis.status == "ok", f"{name}: {diag.problems}"
     assert diag.divergences == 0
+    if spec.targets:  # what `bayesln fit` writes as predictions.csv: every target, every level
+        from bayesln.analysis import predictions_for_spec
+
+        table = predictions_for_spec(analysis)
+        assert set(table["target"]) == set(spec.targets)
+        assert set(table["level"]) == {"population", "new_trial"}
+        assert table["outside_data"].notna().any() or table["prior_driven"].any()
 
 
 def test_readme_main_command_exits_zero(tmp_path):

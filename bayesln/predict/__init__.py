@@ -11,16 +11,33 @@ trials did not (or barely) study, with honest extrapolation diagnostics.
 >>> p.table()            # p_tac, p_comparator, rd, rr, or, nnt, P(TAC better), P(RD > margin)  # doctest: +SKIP
 >>> print(p.extrapolation)                                                       # doctest: +SKIP
 
+An ordinal CR / PR / NR fit gives coherent P(CR), P(PR), P(CR or PR) per draw, with the
+quantities above for CR and for CR-or-PR (:mod:`.ordinal`):
+
+>>> from bayesln.hierarchy import fit_ordinal
+>>> ofit = fit_ordinal(td, designs=("rct",), seed=1)                              # doctest: +SKIP
+>>> q = predict(ofit, "non_asian_class_iii_iv", seed=1)                          # doctest: +SKIP
+>>> q.table()            # outcome complete_response / total_response / partial_response  # doctest: +SKIP
+
 Modules: :mod:`.targets` (Target, targets.toml), :mod:`.priors` (default extrapolation
 priors and why), :mod:`.engine` (the arithmetic of a prediction), :mod:`.prediction`
 (``predict``), :mod:`.extrapolation` (diagnostics), :mod:`.validation`
-(leave-one-trial-out, temporal, calibration by simulation), :mod:`.command`
+(leave-one-trial-out, temporal, calibration by simulation; core fits), :mod:`.ordinal`
+(the ordinal engine and ``OrdinalPrediction``), :mod:`.command`
 (``predict_command`` for the command line), :mod:`.plots`.
 """
 
 from bayesln.predict.engine import ArmSpec, CoreEngine, engine_for, register_engine
 from bayesln.predict.extrapolation import ExtrapolationReport, contraction_table
-from bayesln.predict.prediction import Prediction, PredictionSet, predict, predict_many, quantities_from_eta
+from bayesln.predict.prediction import (
+    Prediction,
+    PredictionSet,
+    predict,
+    predict_many,
+    quantities_from_eta,
+    quantities_from_p,
+)
+from bayesln.predict.ordinal import OrdinalEngine, OrdinalPrediction, study_covariates  # registers the engine
 from bayesln.predict.priors import (
     DEFAULT_BASELINE_EXTRAPOLATION_PRIORS,
     DEFAULT_EXTRAPOLATION_PRIORS,
@@ -44,6 +61,8 @@ __all__ = [
     "BaselineRisk",
     "CoreEngine",
     "ExtrapolationReport",
+    "OrdinalEngine",
+    "OrdinalPrediction",
     "Prediction",
     "PredictionSet",
     "Target",
@@ -59,9 +78,11 @@ __all__ = [
     "predict_command",
     "predict_many",
     "quantities_from_eta",
+    "quantities_from_p",
     "register_engine",
     "resolve_target",
     "resolve_targets",
+    "study_covariates",
     "temporal_validation",
 ]
 

@@ -4,7 +4,11 @@
 * ``RUN`` is a run folder written by ``bayesln fit``: the fit is rebuilt from the stored
   InferenceData and the stored ``spec.json`` + ``data.csv`` (the design, i.e. the
   covariate transforms, is recomputed and checked against the transforms stored in the
-  InferenceData; no refit).
+  InferenceData; no refit). Family ``core`` gives one outcome per target; family
+  ``ordinal`` (CR / PR / NR, ``models/ordinal_response.toml``) gives coherent P(CR),
+  P(PR), P(CR or PR) and the derived quantities of CR and of CR-or-PR per target (the
+  trials' study covariates for the extrapolation report come from the run's
+  ``data.csv``).
 * ``SPEC`` is an analysis spec: the model is fitted first, as ``bayesln fit`` would
   (:func:`bayesln.analysis.run_analysis`, with the sampler overrides ``fit_draws``,
   ``fit_tune``, ``fit_chains`` and ``seed``); with ``out`` the fitted run folder is
@@ -38,7 +42,8 @@ def load_run_result(path: str | Path):
     """``(FitResult, Spec)`` of a run folder, without refitting: the InferenceData is
     read back and the :class:`~bayesln.hierarchy.design.Design` is rebuilt from the run's
     ``spec.json`` and ``data.csv``; the rebuilt covariate transforms and study list must
-    equal the ones stored with the draws (RunError otherwise)."""
+    equal the ones stored with the draws (RunError otherwise). An ordinal run gives an
+    :class:`~bayesln.hierarchy.ordinal.OrdinalResult` (see :func:`load_ordinal_run`)."""
     import warnings
 
     from bayesln.analysis import load_run
@@ -51,8 +56,11 @@ def load_run_result(path: str | Path):
     p = Path(path)
     run = load_run(p)
     spec = run.spec
+    if spec.model.family == "ordinal":
+        return load_ordinal_run(p, run), spec
     if spec.model.family != "core":
-        raise RunError(f"{p}: predictions need a core-model run (family 'core'), this run is {spec.model.family!r}")
+        raise RunError(f"{p}: predictions need a core-model or ordinal run (family 'core' or 'ordinal'), "
+                       f"this run is {spec.model.family!r}")
     data_file = p / "data.csv"
     if not data_file.is_file():
         raise RunError(f"{p}: data.csv missing; cannot rebuild the design of this run")
@@ -80,6 +88,60 @@ def load_run_result(path: str | Path):
     seed = int(post.attrs.get("seed", spec.sampler.seed))
     return FitResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed,
                      backend=str(post.attrs.get("backend", ""))), spec
+
+
+#: design arguments of fit_ordinal among the [model] keys of an ordinal spec
+_ORDINAL_DESIGN_KEYS = ("treat", "link", "cutpoint_specific", "baseline", "effect_modifiers", "phase_effect")
+#: the variables fit_ordinal gates on (bayesln.hierarchy.ordinal.fit_ordinal, gate_vars)
+_ORDINAL_GATE_VARS = ("alpha", "alpha_raw", "a", "kappa", "m", "sigma_mu", "kappa_mean", "gamma_phase", "d", "tau",
+                      "z", "beta", "psi", "psi_beta", "P_cr", "P_pr", "P_resp")
+
+
+def load_ordinal_run(p: Path, run):
+    """The :class:`~bayesln.hierarchy.ordinal.OrdinalResult` of an ordinal run folder: the
+    stored InferenceData with the :class:`~bayesln.hierarchy.ordinal.OrdinalDesign`
+    rebuilt from ``spec.json`` + ``data.csv`` exactly as ``bayesln fit`` built it (same
+    phases / designs selection and [model] keys); its studies, arms and effect modifiers
+    must equal the coordinates stored with the draws (RunError otherwise). The run's data
+    is kept on the result (``_cache["predict.data"]``) for the trials' study covariates."""
+    import warnings
+
+    from bayesln.data import read_trials
+    from bayesln.hierarchy.diagnostics import GateThresholds, run_gate
+    from bayesln.hierarchy.ordinal import DEFAULT, OrdinalResult, build_ordinal_design
+    from bayesln.runs import RunError
+
+    spec = run.spec
+    data_file = p / "data.csv"
+    if not data_file.is_file():
+        raise RunError(f"{p}: data.csv missing; cannot rebuild the design of this run")
+    d = spec.data
+    kw = {k: v for k, v in spec.model.family_kwargs().items() if k in _ORDINAL_DESIGN_KEYS}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        td = read_trials(data_file)
+        design = build_ordinal_design(td, phases=tuple(d.phases) if d.phases else DEFAULT,
+                                      designs=tuple(d.designs) if d.designs else None, **kw)
+    idata = run.idata
+    post = idata.posterior
+    for coord, mine in (("study", list(design.study_ids)), ("arm", list(design.arm_ids)),
+                        ("covariate", list(design.effect_names))):
+        stored = [str(s) for s in post[coord].values] if coord in post.coords else []
+        if stored != mine:
+            raise RunError(f"{p}: the {coord} list rebuilt from data.csv ({', '.join(mine) or 'none'}) differs from the "
+                           f"one stored with the draws ({', '.join(stored) or 'none'}) - refit the run")
+    g = spec.gate
+    gate = GateThresholds(r_hat_max=g.r_hat, ess_bulk_min=g.ess_bulk, ess_tail_min=g.ess_tail,
+                          divergences_max=g.max_divergences, bfmi_min=g.bfmi)
+    stats = idata.sample_stats if "sample_stats" in idata.groups() else None
+    gated = post[[v for v in _ORDINAL_GATE_VARS if v in post]]
+    diag = run_gate(gated, stats, gate, warn=False)
+    config = json.loads(post.attrs.get("model_config", "{}"))
+    seed = int(post.attrs.get("seed", spec.sampler.seed))
+    res = OrdinalResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed,
+                        backend=str(post.attrs.get("backend", "")))
+    res._cache["predict.data"] = td
+    return res
 
 
 def predictions_for(result, targets, *, seed: int, search=(), targets_file=None, **kw) -> PredictionSet:
@@ -158,8 +220,9 @@ def run_predict(run_or_spec: str | Path, target: str | None = None, fmt: str = "
         raise FileNotFoundError(f"{run_or_spec}: neither a run folder nor a spec file")
     targets = [target] if target else (list(spec.targets) or None)
     seed = spec.sampler.seed if seed is None else seed
+    extra = {"data": analysis.data} if analysis is not None and spec.model.family == "ordinal" else {}
     preds = predictions_for(result, targets, seed=seed, search=search, targets_file=targets_file, draws=draws,
-                            margin=margin, ci=ci)
+                            margin=margin, ci=ci, **extra)
     problems = list(result.diagnostics.problems) if analysis is not None and result.status != "ok" else []
     return PredictOutput(text=format_predictions(preds, fmt, status=result.status), status=result.status,
                          fitted=analysis is not None, problems=problems, run=written, analysis=analysis)
@@ -209,7 +272,10 @@ def format_predictions(preds: PredictionSet, fmt: str = "table", status: str | N
     for pr in preds:
         lines.append(pr.text())
         t = pr.table()
-        t = t[["quantity", "level", "median", "lower", "upper", "mean", "prior_share"]].copy()
+        cols = ["quantity", "level", "median", "lower", "upper", "mean", "prior_share"]
+        if t["outcome"].nunique() > 1:  # ordinal: CR, CR or PR, PR
+            cols.insert(0, "outcome")
+        t = t[cols].copy()
         with pd.option_context("display.width", 160, "display.max_columns", 20):
             lines.append("\n".join("    " + s for s in t.to_string(index=False, float_format=lambda x: f"{x:.3g}").splitlines()))
         lines.append("")

@@ -27,7 +27,11 @@ indicator) is, in order of precedence:
 drawn from their priors (independent of the posterior: the data say nothing about them).
 
 The engine is looked up by the type of the fit result (:func:`engine_for`), so other
-model families (e.g. the ordinal CR / PR model) can register their own.
+model families register their own: :class:`bayesln.predict.ordinal.OrdinalEngine` (the
+ordinal CR / PR / NR model) reuses :meth:`CoreEngine.plan` (covariate inventory,
+extrapolation terms, comparator handling) through the hooks ``effect_sources``,
+``baseline_sources``, ``comparator_levels``, ``baseline_description`` and
+``baseline_terms_apply``, and the draw arithmetic of :func:`quantities_from_p`.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from bayesln.hierarchy.priors import Prior
 from bayesln.hierarchy.result import FitResult
@@ -50,7 +55,8 @@ from bayesln.predict.priors import (
 )
 from bayesln.predict.targets import COVARIATES, Target, parse_extrapolation_priors
 
-__all__ = ["ArmSpec", "CoreEngine", "Plan", "Term", "engine_for", "register_engine", "stream"]
+__all__ = ["ArmSpec", "CoreEngine", "Plan", "Term", "engine_for", "quantities_from_eta", "quantities_from_p",
+           "register_engine", "stream"]
 
 LEVELS = ("population", "new_trial")
 TOL = 1e-9
@@ -63,6 +69,39 @@ def stream(seed: int, *keys) -> np.random.Generator:
     for k in keys:
         ints.append(zlib.crc32(str(k).encode("utf-8")))
     return np.random.default_rng(ints)
+
+
+# ============================================================================ draw arithmetic
+def quantities_from_p(p_t: np.ndarray, p_c: np.ndarray, direction: str, margin: float,
+                      log_or: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Every derived quantity from the draws of the two arms' probabilities::
+
+        RD = p_t - p_c    RR = p_t / p_c    NNT = 1 / RD    OR = exp(log_or)
+        P(TAC better) = p_t > p_c (benefit) or p_t < p_c (harm);  P(RD > margin)
+
+    ``log_or`` is logit(p_t) - logit(p_c), computed here when not given (an engine that
+    has the arms' log odds passes their difference, which is exact in the tails)."""
+    p_t = np.asarray(p_t, float)
+    p_c = np.asarray(p_c, float)
+    rd = p_t - p_c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rr = p_t / p_c
+        nnt = 1.0 / rd
+        if log_or is None:
+            log_or = (np.log(p_t) - np.log1p(-p_t)) - (np.log(p_c) - np.log1p(-p_c))
+    log_or = np.asarray(log_or, float)
+    better = (p_t > p_c) if direction == "benefit" else (p_t < p_c)
+    return {
+        "p_tac": p_t, "p_comparator": p_c, "rd": rd, "rr": rr, "log_or": log_or, "or": np.exp(log_or), "nnt": nnt,
+        "tac_better": better.astype(float), "rd_above_margin": (rd > margin).astype(float),
+    }
+
+
+def quantities_from_eta(eta_t: np.ndarray, eta_c: np.ndarray, direction: str, margin: float) -> dict[str, np.ndarray]:
+    """All draws from the two arms' log odds; RR / RD / NNT come from the probabilities."""
+    eta_t = np.asarray(eta_t, float)
+    eta_c = np.asarray(eta_c, float)
+    return quantities_from_p(expit(eta_t), expit(eta_c), direction, margin, log_or=eta_t - eta_c)
 
 
 @dataclass(frozen=True)
@@ -231,6 +270,42 @@ class CoreEngine:
                 return tr.reference
         return None
 
+    # ------------------------------------------------------------------ hooks of plan()
+    # (another model family overrides these and reuses plan() unchanged)
+    def effect_sources(self) -> set[str]:
+        """Covariates (and regimen / phase / comparator) the model has an effect modifier for."""
+        return {tr.source for tr in self.design.effect_transforms}
+
+    def baseline_sources(self) -> set[str]:
+        """Covariates the model's baseline (comparator-arm log odds) depends on."""
+        return {tr.source for tr in self.design.baseline_transforms}
+
+    def comparator_levels(self, ref_comp: str) -> set[str]:
+        """Comparators the model tells apart (the reference and its indicators)."""
+        return {ref_comp} | {tr.level for tr in self.design.effect_transforms if tr.source == "comparator"}
+
+    def baseline_terms_apply(self, target: Target) -> bool:
+        """Whether part of the comparator-arm log odds comes from the fitted trials (then
+        baseline extrapolation terms are needed); the core model: unless the target gives
+        its own comparator-arm risk."""
+        return target.baseline_risk is None
+
+    def baseline_description(self, target: Target) -> tuple[str, str, list[str]]:
+        """(source, text, notes) of the comparator-arm risk: source ``target`` (the
+        target's baseline_risk), ``model`` (a baseline model with a between-trial SD) or
+        ``trials`` (independent baselines: the included trials' own)."""
+        des = self.design
+        if target.baseline_risk is not None:
+            return "target", f"comparator-arm risk given by the target: {target.baseline_risk.describe()}", []
+        if self.baseline == "exchangeable":
+            return "model", ("comparator-arm risk of a typical trial from the exchangeable baseline model (m"
+                             + (" + z.gamma" if des.baseline_names else "") + "); a new trial adds sigma_mu"), []
+        return "trials", (f"independent baselines: average comparator-arm log odds of the {des.n_studies} included "
+                          "trials (population) or one of them drawn at random (new trial); give the target a "
+                          "baseline_risk for absolute risks in another setting"), [
+            "the fit has independent study baselines (no model for the comparator-arm risk): "
+            "absolute risks use the included trials' baselines"]
+
     # ------------------------------------------------------------------ plan
     def plan(self, target: Target, *, extrapolation_priors=None, baseline_extrapolation_priors=None) -> Plan:
         des = self.design
@@ -239,9 +314,8 @@ class CoreEngine:
         base_pri = dict(DEFAULT_BASELINE_EXTRAPOLATION_PRIORS) | dict(target.baseline_extrapolation_priors) | \
             parse_extrapolation_priors(baseline_extrapolation_priors, "baseline_extrapolation_priors")
         vals = target.covariate_values()
-        eff_sources = {tr.source for tr in des.effect_transforms}
-        base_sources = {tr.source for tr in des.baseline_transforms}
-        user_baseline = target.baseline_risk is not None
+        eff_sources = self.effect_sources()
+        base_sources = self.baseline_sources()
         rows: list[dict] = []
         terms: list[Term] = []
         notes: list[str] = []
@@ -324,8 +398,7 @@ class CoreEngine:
         for cov in list(COVARIATES) + ["regimen", "phase"]:
             covariate_row(cov, "effect", cov in eff_sources, studies_eff)
         # ---------------------------------------------------------- baseline
-        baseline_from_fit = not user_baseline
-        if baseline_from_fit:
+        if self.baseline_terms_apply(target):
             for cov in list(COVARIATES) + ["phase"]:
                 covariate_row(cov, "baseline", cov in base_sources, studies_all)
         # ---------------------------------------------------------- comparator
@@ -335,7 +408,7 @@ class CoreEngine:
         seen = self.comparators(studies_eff)
         seen_txt = ", ".join(f"{k} ({v} trial{'s' if v > 1 else ''})" for k, v in seen.items())
         if ref_comp is not None:
-            levels = {ref_comp} | {tr.level for tr in des.effect_transforms if tr.source == "comparator"}
+            levels = self.comparator_levels(ref_comp)
             comparator_label = comp or ref_comp
             known_comp = comparator_label in levels
             in_model = True
@@ -379,20 +452,8 @@ class CoreEngine:
         else:
             regimen_label = "TAC (regimens pooled as in the trials)"
         # ---------------------------------------------------------- baseline text
-        if user_baseline:
-            bsrc = "target"
-            btxt = f"comparator-arm risk given by the target: {target.baseline_risk.describe()}"
-        elif self.baseline == "exchangeable":
-            bsrc = "model"
-            btxt = ("comparator-arm risk of a typical trial from the exchangeable baseline model (m"
-                    + (" + z.gamma" if des.baseline_names else "") + "); a new trial adds sigma_mu")
-        else:
-            bsrc = "trials"
-            btxt = (f"independent baselines: average comparator-arm log odds of the {des.n_studies} included trials "
-                    "(population) or one of them drawn at random (new trial); give the target a baseline_risk "
-                    "for absolute risks in another setting")
-            notes.append("the fit has independent study baselines (no model for the comparator-arm risk): "
-                         "absolute risks use the included trials' baselines")
+        bsrc, btxt, bnotes = self.baseline_description(target)
+        notes.extend(bnotes)
         inv = pd.DataFrame(rows, columns=[
             "covariate", "role", "target_value", "in_model", "n_trials", "n_known", "trials_unreported", "data_min",
             "data_max", "data_mean", "outside_data", "distance", "prior", "added_sd", "unit", "status"])
@@ -533,25 +594,69 @@ class CoreEngine:
         return eta
 
 
+    # ------------------------------------------------------------------ outcomes
+    #: the outcomes one prediction reports (the ordinal engine: complete and total response)
+    multi_outcome = False
+
+    def outcomes(self) -> tuple[str, ...]:
+        return (self.outcome,)
+
+    def outcome_quantities(self, plan: Plan, arms: list[ArmSpec], level: str, noise: dict,
+                           terms: dict[str, np.ndarray] | None = None, include_terms: bool = True, *,
+                           margin: float) -> dict[str, dict[str, np.ndarray]]:
+        """``{outcome: quantities}`` of a TAC arm (``arms[0]``) vs a comparator arm
+        (``arms[1]``) at ``level`` (see :func:`quantities_from_p`)."""
+        eta = self.etas(plan, arms, level, noise, terms, include_terms=include_terms)
+        return {self.outcome: quantities_from_eta(eta[:, 0], eta[:, 1], self.direction, margin)}
+
+    def used_parameters(self, target: Target, arms: list[ArmSpec]) -> list[str]:
+        """Effect modifiers / baseline covariates of the model the target uses at a value
+        other than the reference (their contraction matters for this prediction)."""
+        des = self.design
+        used = []
+        if des.effect_names:
+            diff = self.effect_row(target, arms[0]) - self.effect_row(target, arms[1])
+            used += [f"beta[{n}]" for n, v in zip(des.effect_names, diff) if abs(v) > 1e-12]
+        if getattr(des, "baseline_names", None) and target.baseline_risk is None:
+            z = self.baseline_row(target)
+            used += [f"gamma[{n}]" for n, v in zip(des.baseline_names, z) if abs(v) > 1e-12]
+        return used
+
+    @classmethod
+    def accepts(cls, result) -> bool:
+        return _is_core(result)
+
+
 # ============================================================================ registry
 _ENGINES: list[tuple[type, type]] = [(FitResult, CoreEngine)]
 
 
 def register_engine(result_type: type, engine_type: type) -> None:
-    """Let :func:`bayesln.predict.predict` handle another family of fit results (e.g. the
-    ordinal CR/PR model): ``engine_type(result, draws=, seed=)`` must offer ``plan``,
-    ``noise``, ``term_draws`` and ``etas`` as :class:`CoreEngine` does. Later
-    registrations win (a subclass's engine before its parent's)."""
+    """Let :func:`bayesln.predict.predict` handle another family of fit results:
+    ``engine_type(result, draws=, seed=)`` must offer ``plan``, ``noise``, ``term_draws``,
+    ``outcomes`` and ``outcome_quantities`` as :class:`CoreEngine` does (subclassing it
+    gives the plan and the extrapolation terms for free), and may define a classmethod
+    ``accepts(result)``. Later registrations win (a subclass's engine before its
+    parent's)."""
     _ENGINES.insert(0, (result_type, engine_type))
 
 
-def engine_for(result, draws: int | None = None, seed: int = 0):
+def engine_for(result, draws: int | None = None, seed: int = 0, data=None):
+    """The prediction engine of a fit result. ``data`` (a TrialData) gives the study-level
+    covariates of the trials to engines whose fit results do not carry them (the ordinal
+    family); the core engine reads them from its design and ignores it."""
+    import bayesln.predict.ordinal  # noqa: F401  (registers the ordinal engine)
+
     for rtype, etype in _ENGINES:
-        if isinstance(result, rtype) and (etype is not CoreEngine or _is_core(result)):
+        acc = getattr(etype, "accepts", None)
+        if isinstance(result, rtype) and (acc is None or acc(result)):
+            if data is not None and getattr(etype, "takes_data", False):
+                return etype(result, draws=draws, seed=seed, data=data)
             return etype(result, draws=draws, seed=seed)
     raise TypeError(
         f"no prediction engine for {type(result).__name__}; supported: core model FitResult "
-        "(bayesln.hierarchy.fit_core). Other families register one with bayesln.predict.register_engine"
+        "(bayesln.hierarchy.fit_core) and the ordinal CR / PR / NR model (bayesln.hierarchy.fit_ordinal). "
+        "Other families register one with bayesln.predict.register_engine"
     )
 
 

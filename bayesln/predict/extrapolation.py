@@ -87,8 +87,8 @@ def _prior_of(priors: dict, name: str, key: str | None = None) -> dict | None:
 
 def contraction_table(result, terms=()) -> pd.DataFrame:
     """Prior and posterior SD and contraction of the population parameters of a core fit
-    (d, tau, m, sigma_mu, beta[...], gamma[...]) and of the extrapolation ``terms``."""
-    post = result.idata.posterior
+    (d, tau, m, sigma_mu, beta[...], gamma[...]) or of an ordinal fit (see
+    :func:`_ordinal_rows`) and of the extrapolation ``terms``."""
     priors = (getattr(result, "config", None) or {}).get("priors", {})
     prior_group = getattr(result.idata, "prior", None) if "prior" in result.idata.groups() else None
     rows = []
@@ -113,6 +113,21 @@ def contraction_table(result, terms=()) -> pd.DataFrame:
             return a.reshape((-1,) + a.shape[2:])
         return None
 
+    if getattr(result.design, "family", None) == "ordinal":
+        _ordinal_rows(result, add, pd_, priors)
+    else:
+        _core_rows(result, add, pd_, priors)
+    for t in terms:
+        sd = float(np.sqrt(prior_variance(t.prior)))
+        rows.append({"parameter": f"extrapolation[{t.key}]", "kind": f"unidentified ({t.role})", "prior": str(t.prior),
+                     "prior_sd": sd, "posterior_sd": sd, "contraction": 0.0,
+                     "note": "not in the model: posterior = prior (the data contain no variation to learn from)"})
+    return pd.DataFrame(rows, columns=["parameter", "kind", "prior", "prior_sd", "posterior_sd", "contraction", "note"])
+
+
+def _core_rows(result, add, pd_, priors) -> None:
+    """Contraction rows of a core fit: d, tau, m, sigma_mu, beta[...], gamma[...]."""
+    post = result.idata.posterior
     for name, kind, note in (("d", "effect", "pooled log-OR at the reference covariate values"),
                              ("tau", "heterogeneity", "between-trial SD of the log-OR"),
                              ("m", "baseline", "typical comparator-arm log odds"),
@@ -133,12 +148,89 @@ def contraction_table(result, terms=()) -> pd.DataFrame:
             add(f"{var}[{nm}]", a[:, k], _prior_of(priors, var, nm), kind,
                 (tr.describe() if tr is not None else "") + _support(des, tr, var),
                 pdr[:, k] if pdr is not None else None)
-    for t in terms:
-        sd = float(np.sqrt(prior_variance(t.prior)))
-        rows.append({"parameter": f"extrapolation[{t.key}]", "kind": f"unidentified ({t.role})", "prior": str(t.prior),
-                     "prior_sd": sd, "posterior_sd": sd, "contraction": 0.0,
-                     "note": "not in the model: posterior = prior (the data contain no variation to learn from)"})
-    return pd.DataFrame(rows, columns=["parameter", "kind", "prior", "prior_sd", "posterior_sd", "contraction", "note"])
+
+
+def _ordinal_rows(result, add, prior_draws, priors) -> None:
+    """Contraction rows of an ordinal CR / PR / NR fit: d, tau (per step when
+    cut-point-specific), the baseline model (m, kappa_mean, sigma_mu, gamma_phase) when
+    the baselines are exchangeable, psi, and every effect modifier beta[name(, step)]
+    (study baselines of independent-baseline fits are nuisance parameters: not listed)."""
+    post = result.idata.posterior
+    des = result.design
+    seq = getattr(des, "link", "sequential") == "sequential"
+    psi_sd = float(((priors or {}).get("psi") or {}).get("params", {}).get("sigma", 1.0))
+
+    def each(name, pri, kind, note, label=None):
+        if name not in post:
+            return
+        da = post[name]
+        a = np.asarray(da.values)
+        a = a.reshape((-1,) + a.shape[2:])
+        pdr = prior_draws(name)
+        label = label or name
+        extra = [d for d in da.dims if d not in ("chain", "draw")]
+        if not extra:
+            add(label, a, pri, kind, note, pdr)
+            return
+        if len(extra) == 1 and extra[0] != "covariate":
+            for k, c in enumerate(da[extra[0]].values):
+                add(f"{label}[{c}]", a[:, k], pri, kind, f"{note} ({c})", pdr[:, k] if pdr is not None else None)
+            return
+        names = [str(c) for c in da["covariate"].values]
+        stages = [str(c) for c in da["stage"].values] if "stage" in da.dims else None
+        for k, nm in enumerate(names):
+            p_k = pri(nm) if callable(pri) else pri
+            sup = _ordinal_support(des, nm)
+            if stages is None:
+                add(f"{label}[{nm}]", a[:, k], p_k, kind, f"{_ordinal_note(nm)}{sup}", pdr[:, k] if pdr is not None else None)
+            else:
+                for s, st in enumerate(stages):
+                    add(f"{label}[{nm},{st}]", a[:, k, s], p_k, kind, f"{_ordinal_note(nm)} ({st}){sup}",
+                        pdr[:, k, s] if pdr is not None else None)
+
+    step = "both steps" if seq else "both cut-points"
+    each("d", _prior_of(priors, "d"), "effect", f"pooled log-OR at the reference values ({step} unless per step)")
+    each("tau", _prior_of(priors, "tau"), "heterogeneity", "between-trial SD of the log-OR")
+    each("m", _prior_of(priors, "m"), "baseline",
+         "typical reference-comparator log odds" + (" per step" if seq else " of CR or PR"))
+    each("kappa_mean", priors.get("gap") if priors else None, "baseline", "typical log gap between the cut-points")
+    each("sigma_mu", _prior_of(priors, "sigma_mu"), "baseline", "between-trial SD of the baseline")
+    each("gamma_phase", _prior_of(priors, "gamma"), "baseline covariate", "maintenance shift of the baseline")
+    each("psi", priors.get("psi") if priors else None, "effect", "log ratio of the cut-point gaps (treated / control)")
+    each("beta", lambda nm: _prior_of(priors, "beta", nm), "effect modifier", "")
+    each("psi_beta", {"dist": "normal", "params": {"mu": 0.0, "sigma": psi_sd}}, "effect modifier (gap)", "")
+
+
+def _ordinal_note(nm: str) -> str:
+    kind, _, lev = nm.partition(":")
+    if kind == "comparator":
+        return f"{lev} vs the reference comparator (ratio of odds ratios)"
+    if kind == "regimen":
+        return "TAC triple vs duo (ratio of odds ratios)"
+    if kind == "phase":
+        return "maintenance vs induction (ratio of odds ratios)"
+    return nm
+
+
+def _ordinal_support(des, nm: str) -> str:
+    """How many trials inform an ordinal effect modifier."""
+    try:
+        arms = des.arms
+        n = len(des.study_ids)
+        kind, _, lev = nm.partition(":")
+        t = arms["treated"].astype(bool)
+        if kind == "comparator":
+            k = arms.loc[~t & (arms["treatment"] == lev), "study"].nunique()
+            return f"; {k} of {n} trials used {lev}"
+        if kind == "regimen":
+            k = arms.loc[t & (arms["regimen"].astype("string") == "triple").fillna(False), "study"].nunique()
+            return f"; {k} of {n} trials at triple"
+        if kind == "phase":
+            k = arms.loc[(arms["phase"].astype("string") == "maintenance").fillna(False), "study"].nunique()
+            return f"; {k} of {n} trials in maintenance"
+    except Exception:  # pragma: no cover - descriptive only
+        pass
+    return ""
 
 
 def _support(des, tr, var) -> str:

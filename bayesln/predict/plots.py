@@ -4,7 +4,11 @@
   adverse-event) probability on TAC and on the comparator, at the population level
   (solid) and for a new trial (dashed); and the risk difference with the margin.
 * :func:`plot_targets`: several targets side by side - TAC vs comparator probabilities
-  with intervals, prior-driven targets drawn hatched and labelled.
+  with intervals, prior-driven targets drawn hatched and labelled (ordinal predictions:
+  one outcome, default CR or PR).
+* :func:`plot_ordinal_prediction`: one target of an ordinal fit - P(CR) and P(CR or PR)
+  on TAC and the comparator (population solid, new trial dashed) and the CR / PR / NR
+  split of each arm.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from bayesln.plots import plt  # headless unless MPLBACKEND chose a backend (see bayesln.plots)
 import numpy as np  # noqa: E402
 
-__all__ = ["plot_prediction", "plot_targets"]
+__all__ = ["plot_ordinal_prediction", "plot_prediction", "plot_targets"]
 
 TAC_COLOR, COMP_COLOR = "tab:blue", "tab:orange"
 
@@ -73,10 +77,11 @@ def plot_prediction(pred, *, title: str | None = None):
     return fig
 
 
-def plot_targets(preds, *, level: str = "population", title: str | None = None):
+def plot_targets(preds, *, level: str = "population", title: str | None = None, outcome: str | None = None):
     """Medians and intervals of P(outcome) on TAC and on the comparator for each target;
-    hatched bars = prior-driven predictions, with the share of variance from priors."""
-    preds = list(preds)
+    hatched bars = prior-driven predictions, with the share of variance from priors.
+    Ordinal predictions are drawn for ``outcome`` (default ``total_response``)."""
+    preds = [p.predictions[outcome or "total_response"] if hasattr(p, "predictions") else p for p in preds]
     k = len(preds)
     fig, ax = plt.subplots(figsize=(8.5, 1.2 + 0.6 * k))
     ys = np.arange(k)[::-1]
@@ -99,5 +104,44 @@ def plot_targets(preds, *, level: str = "population", title: str | None = None):
     ax.set_xlim(0, 1)
     ax.set_xlabel(f"P({preds[0].outcome if preds else ''}) - blue TAC, orange comparator ({level})")
     ax.set_title(title or "Predictions by target (* outside the data; dashed = prior-driven)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_ordinal_prediction(pred, *, title: str | None = None):
+    """Three panels: P(CR) and P(CR or PR) on TAC and on the comparator (population
+    solid, new trial dashed), and the median CR / PR / NR split of each arm (population)."""
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(13, 3.8))
+    comp = pred.comparator
+    for ax, cat, name in ((a1, "cr", "CR"), (a2, "resp", "CR or PR")):
+        for level, ls, lev in (("population", "-", "population"), ("new_trial", "--", "new trial")):
+            pr = pred.probabilities[level]
+            _density(ax, pr["tac"][cat], TAC_COLOR, ls, f"TAC ({lev})")
+            _density(ax, pr["comparator"][cat], COMP_COLOR, ls, f"{comp} ({lev})")
+        ax.set_xlabel(f"P({name})")
+        ax.set_xlim(0, 1)
+        q = pred.predictions["complete_response" if cat == "cr" else "total_response"].draws["population"]
+        ax.set_title(f"P(TAC better) = {float(np.mean(q['tac_better'])):.2f} (population)", fontsize=9)
+    a1.set_ylabel("predictive density")
+    a1.legend(fontsize=7, frameon=False)
+    pop = pred.probabilities["population"]
+    ys = [1, 0]
+    for y, arm, lab in zip(ys, ("tac", "comparator"), (pred.regimen, comp)):
+        left = 0.0
+        for cat, col, nm in (("cr", "tab:green", "CR"), ("pr", "tab:olive", "PR"), ("nr", "0.75", "NR")):
+            w = float(np.median(pop[arm][cat]))
+            a3.barh(y, w, left=left, color=col, label=nm if y == 1 else None)
+            if w > 0.06:
+                a3.text(left + w / 2, y, f"{100 * w:.0f}%", ha="center", va="center", fontsize=7)
+            left += w
+    a3.set_yticks(ys, [str(pred.regimen), str(comp)], fontsize=8)
+    a3.set_xlim(0, 1)
+    a3.set_xlabel("median probability (population level)")
+    a3.legend(fontsize=7, frameon=False, ncol=3, loc="lower right")
+    rep = pred.extrapolation
+    tag = ""
+    if rep.outside_data:
+        tag = "  [outside the data: " + ", ".join(rep.outside_data) + ("; prior-driven]" if rep.prior_driven else "]")
+    fig.suptitle(title or f"{pred.target.label()} - CR / PR / NR{tag}", fontsize=10)
     fig.tight_layout()
     return fig

@@ -19,6 +19,12 @@ RR == p_tac / p_comparator and NNT == 1 / RD hold draw by draw.
 The NNT interval follows Altman (1998, BMJ 317:1309): it is 1/RD at the RD interval's
 bounds, and when the RD interval includes 0 it runs through infinity (the table then has
 lower > upper, i.e. "NNT(benefit) >= lower ... infinity ... NNT(harm) >= |upper|").
+
+An ordinal CR / PR / NR fit (:func:`bayesln.hierarchy.fit_ordinal`) gives an
+:class:`~bayesln.predict.ordinal.OrdinalPrediction` instead: coherent P(CR), P(PR),
+P(CR or PR) per arm and draw, and the quantities above for complete response and for
+complete-or-partial response, computed from those same draws (see
+:mod:`bayesln.predict.ordinal`).
 """
 
 from __future__ import annotations
@@ -28,35 +34,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 
 from bayesln.hierarchy.sampling import check_seed
-from bayesln.predict.engine import LEVELS, ArmSpec, engine_for
+from bayesln.predict.engine import LEVELS, ArmSpec, engine_for, quantities_from_eta, quantities_from_p  # noqa: F401
 from bayesln.predict.extrapolation import PRIOR_DRIVEN_SHARE, ExtrapolationReport, contraction_table
 from bayesln.predict.priors import DEFAULT_MARGIN, prior_mean, prior_sd
 from bayesln.predict.targets import Target, resolve_target
 
-__all__ = ["Prediction", "PredictionSet", "predict", "predict_many", "quantities_from_eta"]
+__all__ = ["Prediction", "PredictionSet", "predict", "predict_many", "quantities_from_eta", "quantities_from_p"]
 
 TABLE_COLUMNS = ["target", "outcome", "quantity", "label", "level", "median", "lower", "upper", "mean", "ci_level",
                  "regimen", "comparator", "outside_data", "prior_driven", "prior_share", "note"]
 LEVEL_TEXT = {"population": "population average (a typical trial)", "new_trial": "a new trial / clinic"}
-
-
-def quantities_from_eta(eta_t: np.ndarray, eta_c: np.ndarray, direction: str, margin: float) -> dict[str, np.ndarray]:
-    """All draws from the two arms' log odds; RR / RD / NNT come from the probabilities."""
-    p_t = expit(np.asarray(eta_t, float))
-    p_c = expit(np.asarray(eta_c, float))
-    rd = p_t - p_c
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rr = p_t / p_c
-        nnt = 1.0 / rd
-    log_or = np.asarray(eta_t, float) - np.asarray(eta_c, float)
-    better = (p_t > p_c) if direction == "benefit" else (p_t < p_c)
-    return {
-        "p_tac": p_t, "p_comparator": p_c, "rd": rd, "rr": rr, "log_or": log_or, "or": np.exp(log_or), "nnt": nnt,
-        "tac_better": better.astype(float), "rd_above_margin": (rd > margin).astype(float),
-    }
+#: short names of the outcomes of a multi-outcome (ordinal) prediction in the text report
+OUTCOME_TEXT = {"complete_response": "CR", "partial_response": "PR", "total_response": "CR or PR"}
+SHARE_KEYS = ("p_tac", "p_comparator", "rd", "rr", "log_or", "or")
 
 
 def _share(with_terms: np.ndarray, without: np.ndarray) -> float:
@@ -209,6 +201,9 @@ class PredictionSet:
         if isinstance(key, tuple):
             name, outcome = key
             hits = [p for p in self.predictions if p.name == name and p.outcome == outcome]
+            # an ordinal prediction holds one Prediction per outcome (CR, CR or PR)
+            hits += [p.predictions[outcome] for p in self.predictions
+                     if p.name == name and outcome in getattr(p, "predictions", {})]
         else:
             hits = [p for p in self.predictions if p.name == key]
         if not hits:
@@ -242,13 +237,17 @@ class PredictionSet:
 # ============================================================================ predict
 def predict(result, target, *, seed: int, draws: int | None = None, margin: float | None = None, ci: float = 0.95,
             extrapolation_priors: dict | None = None, baseline_extrapolation_priors: dict | None = None,
-            targets_file=None, sensitivity: bool = True) -> Prediction:
+            targets_file=None, sensitivity: bool = True, data=None):
     """Posterior predictive distribution of response (or adverse-event) probabilities
     under TAC and the comparator for ``target``, with the extrapolation report.
 
     Parameters
     ----------
-    result : a core-model :class:`~bayesln.hierarchy.result.FitResult` (one outcome).
+    result : a core-model :class:`~bayesln.hierarchy.result.FitResult` (one outcome) -
+        gives a :class:`Prediction`; or an ordinal CR / PR / NR fit
+        (:class:`~bayesln.hierarchy.ordinal.OrdinalResult`) - gives an
+        :class:`~bayesln.predict.ordinal.OrdinalPrediction` (coherent P(CR), P(PR),
+        P(CR or PR) and the quantities below for CR and for CR-or-PR).
     target : a :class:`Target`, an inline dict, or a name in ``models/targets.toml``.
     seed : required; the same seed, fit and target give identical draws.
     draws : use this many posterior draws (a seeded subsample), default all.
@@ -259,12 +258,17 @@ def predict(result, target, *, seed: int, draws: int | None = None, margin: floa
         overriding the defaults of :mod:`bayesln.predict.priors` and the target's, e.g.
         ``{"asian_fraction": "normal(0, 1)"}``.
     sensitivity : compute the prior-sensitivity table (cheap; on by default).
+    data : ordinal fits only: the TrialData the model was fitted on (or a superset),
+        for the study-level covariates of its trials (the ordinal design does not carry
+        them); default: the data stored with a run folder, else the bundled dataset
+        whose studies and counts match the fit (see
+        :func:`bayesln.predict.ordinal.study_covariates`).
     """
     seed = check_seed(seed)
     if not 0 < ci < 1:
         raise ValueError(f"ci must be in (0, 1), got {ci}")
     target = resolve_target(target, targets_file=targets_file)
-    eng = engine_for(result, draws=draws, seed=seed)
+    eng = engine_for(result, draws=draws, seed=seed, data=data)
     plan = eng.plan(target, extrapolation_priors=extrapolation_priors,
                     baseline_extrapolation_priors=baseline_extrapolation_priors)
     direction = eng.direction
@@ -277,28 +281,37 @@ def predict(result, target, *, seed: int, draws: int | None = None, margin: floa
     comp_arm = target.comparator or eng.reference_comparator()
     arms = [ArmSpec(True, regimen=target.regimen, label="tac"), ArmSpec(False, comparator=comp_arm, label="comparator")]
     terms = eng.term_draws(plan, noise)
-    out, shares = {}, {}
+    outcomes = eng.outcomes()
+    out = {o: {} for o in outcomes}      # outcome -> level -> quantities
+    shares = {o: {} for o in outcomes}   # outcome -> level -> share of the variance from the priors
     for level in LEVELS:
-        eta = eng.etas(plan, arms, level, noise, terms)
-        q = quantities_from_eta(eta[:, 0], eta[:, 1], direction, margin)
-        if plan.terms:
-            eta0 = eng.etas(plan, arms, level, noise, terms, include_terms=False)
-            q0 = quantities_from_eta(eta0[:, 0], eta0[:, 1], direction, margin)
-            shares[level] = {k: _share(q[k], q0[k]) for k in ("p_tac", "p_comparator", "rd", "log_or")}
-            # ratios: on the log scale (their variance on the ratio scale is dominated by the tails)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                shares[level]["rr"] = _share(np.log(q["rr"]), np.log(q0["rr"]))
-            shares[level]["or"] = shares[level]["log_or"]
-        else:
-            shares[level] = {k: 0.0 for k in ("p_tac", "p_comparator", "rd", "rr", "log_or", "or")}
-        out[level] = q
+        qs = eng.outcome_quantities(plan, arms, level, noise, terms, margin=margin)
+        qs0 = eng.outcome_quantities(plan, arms, level, noise, terms, include_terms=False, margin=margin) \
+            if plan.terms else None
+        for o in outcomes:
+            out[o][level] = qs[o]
+            shares[o][level] = _shares(qs[o], qs0[o]) if qs0 is not None else {k: 0.0 for k in SHARE_KEYS}
     sens = _sensitivity(eng, plan, arms, noise, direction, margin, ci) if sensitivity else pd.DataFrame()
     contraction = contraction_table(result, plan.terms)
     used = _used_modifiers(eng, target, arms)
     report = _report(plan, out, shares, contraction, sens, used, ci, margin)
-    return Prediction(target=target, outcome=eng.outcome, direction=direction, draws=out, extrapolation=report,
+    if eng.multi_outcome:
+        return eng.make_prediction(plan, arms, noise, terms, out, shares, report, margin=margin, ci=ci, seed=seed)
+    o = outcomes[0]
+    return Prediction(target=target, outcome=o, direction=direction, draws=out[o], extrapolation=report,
                       margin=margin, ci=ci, comparator=plan.comparator_label, regimen=plan.regimen_label, seed=seed,
-                      shares=shares)
+                      shares=shares[o])
+
+
+def _shares(q: dict, q0: dict) -> dict[str, float]:
+    """Share of each quantity's predictive variance that comes from the extrapolation
+    priors (the draws ``q`` with the terms, ``q0`` with the terms at their prior mean)."""
+    sh = {k: _share(q[k], q0[k]) for k in ("p_tac", "p_comparator", "rd", "log_or")}
+    # ratios: on the log scale (their variance on the ratio scale is dominated by the tails)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sh["rr"] = _share(np.log(q["rr"]), np.log(q0["rr"]))
+    sh["or"] = sh["log_or"]
+    return sh
 
 
 def predict_many(results, targets=None, *, seed: int, **kw) -> PredictionSet:
@@ -318,15 +331,7 @@ def predict_many(results, targets=None, *, seed: int, **kw) -> PredictionSet:
 def _used_modifiers(eng, target: Target, arms) -> list[str]:
     """Effect modifiers / baseline covariates of the model the target uses at a value
     other than the reference (their contraction matters for this prediction)."""
-    des = eng.design
-    used = []
-    if des.effect_names:
-        diff = eng.effect_row(target, arms[0]) - eng.effect_row(target, arms[1])
-        used += [f"beta[{n}]" for n, v in zip(des.effect_names, diff) if abs(v) > 1e-12]
-    if getattr(des, "baseline_names", None) and target.baseline_risk is None:
-        z = eng.baseline_row(target)
-        used += [f"gamma[{n}]" for n, v in zip(des.baseline_names, z) if abs(v) > 1e-12]
-    return used
+    return eng.used_parameters(target, arms)
 
 
 def _interval(x, ci):
@@ -353,19 +358,18 @@ def _sensitivity(eng, plan, arms, noise, direction, margin, ci) -> pd.DataFrame:
     for key, role, cov, label, ov, prior_txt in scenarios:
         terms = eng.term_draws(plan, noise, override=ov)
         for level in LEVELS:
-            eta = eng.etas(plan, arms, level, noise, terms)
-            q = quantities_from_eta(eta[:, 0], eta[:, 1], direction, margin)
-            for name in ("p_tac", "p_comparator", "rd", "or"):
-                med, lo, hi = _interval(q[name], ci)
-                rows.append({"target": plan.target.name, "outcome": plan.outcome, "term": key, "role": role,
-                             "covariate": cov, "scenario": label, "prior": prior_txt, "level": level, "quantity": name,
-                             "median": med, "lower": lo, "upper": hi, "mean": float(np.mean(q[name])),
-                             "ci_level": ci})
-            for name in ("tac_better", "rd_above_margin"):
-                rows.append({"target": plan.target.name, "outcome": plan.outcome, "term": key, "role": role,
-                             "covariate": cov, "scenario": label, "prior": prior_txt, "level": level, "quantity": name,
-                             "median": np.nan, "lower": np.nan, "upper": np.nan, "mean": float(np.mean(q[name])),
-                             "ci_level": ci})
+            for outcome, q in eng.outcome_quantities(plan, arms, level, noise, terms, margin=margin).items():
+                for name in ("p_tac", "p_comparator", "rd", "or"):
+                    med, lo, hi = _interval(q[name], ci)
+                    rows.append({"target": plan.target.name, "outcome": outcome, "term": key, "role": role,
+                                 "covariate": cov, "scenario": label, "prior": prior_txt, "level": level,
+                                 "quantity": name, "median": med, "lower": lo, "upper": hi,
+                                 "mean": float(np.mean(q[name])), "ci_level": ci})
+                for name in ("tac_better", "rd_above_margin"):
+                    rows.append({"target": plan.target.name, "outcome": outcome, "term": key, "role": role,
+                                 "covariate": cov, "scenario": label, "prior": prior_txt, "level": level,
+                                 "quantity": name, "median": np.nan, "lower": np.nan, "upper": np.nan,
+                                 "mean": float(np.mean(q[name])), "ci_level": ci})
     return pd.DataFrame(rows)
 
 
@@ -393,22 +397,43 @@ def _fmt_int(med, lo, hi, ci, pct=False, signed=False) -> str:
     return f"{med:.2f} ({lo:.2f}-{hi:.2f})"
 
 
+def _merged_shares(shares: dict) -> dict[str, dict[str, float]]:
+    """``{level: {quantity: share}}`` over the outcomes of a prediction: the largest share
+    of any outcome (a single outcome: its own)."""
+    merged: dict[str, dict[str, float]] = {}
+    for per_level in shares.values():
+        for level, sh in per_level.items():
+            m = merged.setdefault(level, {})
+            for k, v in sh.items():
+                m[k] = max(m.get(k, 0.0), float(v))
+    return merged
+
+
 def _report(plan, out, shares, contraction, sens, used, ci, margin) -> ExtrapolationReport:
+    """The extrapolation report of one prediction. ``out`` / ``shares`` are
+    ``{outcome: {level: ...}}`` (one outcome for the core model; CR and CR-or-PR for the
+    ordinal model, reported line by line)."""
     t = plan.target
     inv = plan.inventory
     outside = sorted(set(inv.loc[inv["outside_data"].astype(bool), "covariate"]))
-    share_pop = shares["population"]
+    outcomes = list(out)
+    multi = len(outcomes) > 1
+    share_all = _merged_shares(shares)
+    share_pop = share_all["population"]
     prior_driven = bool(max(share_pop.get("log_or", 0), share_pop.get("rd", 0), share_pop.get("p_tac", 0)) >= PRIOR_DRIVEN_SHARE)
     comp = plan.comparator_label
     lines = [f"{t.label()} [{t.name}] - {plan.outcome}: {plan.regimen_label} vs {comp}"]
     for level in LEVELS:
-        q = out[level]
-        pt, pc, rd, orr = (_interval(q[k], ci) for k in ("p_tac", "p_comparator", "rd", "or"))
-        lines.append(
-            f"  {LEVEL_TEXT[level]}: P({plan.outcome}) TAC {_fmt_int(*pt, ci, pct=True)} vs {_fmt_int(*pc, ci, pct=True)}; "
-            f"RD {100 * rd[0]:+.0f} points ({100 * rd[1]:+.0f} to {100 * rd[2]:+.0f}); OR {_fmt_int(*orr, ci)}; "
-            f"P(TAC better) {np.mean(q['tac_better']):.2f}; P(RD > {margin:g}) {np.mean(q['rd_above_margin']):.2f}"
-        )
+        for o in outcomes:
+            q = out[o][level]
+            name = OUTCOME_TEXT.get(o, o) if multi else plan.outcome
+            head = f"  {LEVEL_TEXT[level]}: " if not multi else f"  {LEVEL_TEXT[level]}, {name}: "
+            pt, pc, rd, orr = (_interval(q[k], ci) for k in ("p_tac", "p_comparator", "rd", "or"))
+            lines.append(
+                f"{head}P({name}) TAC {_fmt_int(*pt, ci, pct=True)} vs {_fmt_int(*pc, ci, pct=True)}; "
+                f"RD {100 * rd[0]:+.0f} points ({100 * rd[1]:+.0f} to {100 * rd[2]:+.0f}); OR {_fmt_int(*orr, ci)}; "
+                f"P(TAC better) {np.mean(q['tac_better']):.2f}; P(RD > {margin:g}) {np.mean(q['rd_above_margin']):.2f}"
+            )
     lines.append(f"  ({_pct(ci)} intervals; baseline: {plan.baseline_text})")
     terms = plan.terms
     if not outside and not terms:
@@ -418,7 +443,7 @@ def _report(plan, out, shares, contraction, sens, used, ci, margin) -> Extrapola
         for cov in outside:
             r = inv[(inv["covariate"] == cov)].iloc[0]
             tv = r["target_value"]
-            if r["in_model"]:
+            if r["in_model"] and cov != "comparator":  # an unseen comparator gets a prior term (below)
                 lines.append(f"   - {cov} = {tv} lies outside the fitted range [{r['data_min']:.3g}, {r['data_max']:.3g}] of the "
                              "trials: the fitted modifier is extrapolated linearly.")
                 continue
@@ -450,31 +475,47 @@ def _report(plan, out, shares, contraction, sens, used, ci, margin) -> Extrapola
                             f"x {x.distance:+.3g}" for x in ts)
             lines.append(f"   - {cov} = {r['target_value']}: {r['status']} ({pri}).")
         if terms:
-            sh = share_pop.get("log_or", 0.0)
-            shb = share_pop.get("p_comparator", 0.0)
             verdict = "the prediction is DRIVEN BY THE PRIOR" if prior_driven else "the data still dominate"
-            lines.append(f"   - {_pct(sh)} of the variance of the population log odds ratio"
-                         + (f" and {_pct(shb)} of that of the comparator-arm risk" if shb > 0 else "")
-                         + f" come from these assumed priors: {verdict}.")
+            if not multi:
+                sh = share_pop.get("log_or", 0.0)
+                shb = share_pop.get("p_comparator", 0.0)
+                lines.append(f"   - {_pct(sh)} of the variance of the population log odds ratio"
+                             + (f" and {_pct(shb)} of that of the comparator-arm risk" if shb > 0 else "")
+                             + f" come from these assumed priors: {verdict}.")
+            else:
+                parts = []
+                for o in outcomes:
+                    so = shares[o]["population"]
+                    parts.append(f"{OUTCOME_TEXT.get(o, o)}: {_pct(so.get('log_or', 0.0))} of the log odds ratio"
+                                 + (f", {_pct(so.get('p_comparator', 0.0))} of the comparator-arm risk"
+                                    if so.get("p_comparator", 0.0) > 0 else ""))
+                lines.append("   - Share of the population predictive variance from these assumed priors - "
+                             + "; ".join(parts) + f": {verdict}.")
             if len(sens):
-                s = sens[(sens["level"] == "population") & (sens["quantity"] == "tac_better")]
-                grp = s[s["term"] == ("all" if (s["term"] == "all").any() else terms[0].key)]
-                lo, hi = s["mean"].min(), s["mean"].max()  # every scenario: combined, per term, shifts
-                o = sens[(sens["level"] == "population") & (sens["quantity"] == "or") & (sens["term"] == grp["term"].iloc[0])]
-                zero = o[o["scenario"].str.contains("sd 0")]
-                wide = o[o["scenario"].str.contains("sd x2")]
-                if len(zero) and len(wide):
-                    z, w = zero.iloc[0], wide.iloc[0]
-                    lines.append(f"   - Sensitivity: OR {z['median']:.2f} ({z['lower']:.2f}-{z['upper']:.2f}) if the trials' "
-                                 f"effect transported unchanged (prior sd 0) vs {w['median']:.2f} ({w['lower']:.2f}-"
-                                 f"{w['upper']:.2f}) with the prior sd doubled; P(TAC better) {lo:.2f}-{hi:.2f} over the "
-                                 "priors tried (see the sensitivity table).")
+                for o in outcomes:
+                    so = sens[sens["outcome"] == o] if "outcome" in sens else sens
+                    s = so[(so["level"] == "population") & (so["quantity"] == "tac_better")]
+                    if not len(s):
+                        continue
+                    grp = s[s["term"] == ("all" if (s["term"] == "all").any() else terms[0].key)]
+                    lo, hi = s["mean"].min(), s["mean"].max()  # every scenario: combined, per term, shifts
+                    oo = so[(so["level"] == "population") & (so["quantity"] == "or") & (so["term"] == grp["term"].iloc[0])]
+                    zero = oo[oo["scenario"].str.contains("sd 0")]
+                    wide = oo[oo["scenario"].str.contains("sd x2")]
+                    if len(zero) and len(wide):
+                        z, w = zero.iloc[0], wide.iloc[0]
+                        tag = f" ({OUTCOME_TEXT.get(o, o)})" if multi else ""
+                        lines.append(f"   - Sensitivity{tag}: OR {z['median']:.2f} ({z['lower']:.2f}-{z['upper']:.2f}) if the "
+                                     f"trials' effect transported unchanged (prior sd 0) vs {w['median']:.2f} ({w['lower']:.2f}-"
+                                     f"{w['upper']:.2f}) with the prior sd doubled; P(TAC better) {lo:.2f}-{hi:.2f} over the "
+                                     "priors tried (see the sensitivity table).")
     weak = contraction[contraction["parameter"].isin(used)]
     for _, r in weak.iterrows():
         if np.isfinite(r["contraction"]) and r["contraction"] < 0.5:
             lines.append(f"  Data-thin: {r['parameter']} ({r['note']}) is used by this target but the data shrink its prior "
                          f"variance by only {_pct(max(r['contraction'], 0))} (contraction {r['contraction']:.2f}).")
-    het = contraction[contraction["parameter"].isin(["tau", "sigma_mu"] if plan.baseline_source == "model" else ["tau"])]
+    het_re = r"^(tau|sigma_mu)(\[.*\])?$" if plan.baseline_source == "model" else r"^tau(\[.*\])?$"
+    het = contraction[contraction["parameter"].astype(str).str.match(het_re)]
     thin = [f"{r['parameter']} (contraction {r['contraction']:.2f}, prior {r['prior']})" for _, r in het.iterrows()
             if np.isfinite(r["contraction"]) and r["contraction"] < 0.5]
     if thin:
@@ -484,7 +525,7 @@ def _report(plan, out, shares, contraction, sens, used, ci, margin) -> Extrapola
         lines.append(f"  Note: {n}")
     return ExtrapolationReport(
         target=t.name, outcome=plan.outcome, covariates=inv, contraction=contraction, sensitivity=sens,
-        prior_share=shares, outside_data=outside, prior_driven=prior_driven, baseline=plan.baseline_text,
+        prior_share=share_all, outside_data=outside, prior_driven=prior_driven, baseline=plan.baseline_text,
         notes=list(plan.notes), text="\n".join(lines),
     )
 

@@ -50,6 +50,12 @@ Why Normal(0, 0.5) per full switch of the population (log scale)
 * The comparator carries one term, on the log odds of the comparator arm (and hence on
   the log-OR): a comparator no trial used does not change the TAC arm.
 
+Ordinal CR / PR / NR fits (:mod:`bayesln.predict.ordinal`) use the same priors: one
+draw of each term is added to the log odds ratio of every step of the sequential logit
+(response; CR among responders) or to the location of the cumulative logit (both
+cut-points), and baseline terms to the comparator's log odds likewise, so the predictions
+stay coherent (P(CR) <= P(CR or PR)) whatever the term's value.
+
 These are assumptions, not evidence; every prediction that uses them says so.
 """
 

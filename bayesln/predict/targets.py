@@ -6,7 +6,8 @@ study-level covariates of the data: ``asian_fraction``, ``class_v_fraction``,
 ``refractory``, ``year``), the TAC regimen (``duo`` / ``triple``), the phase
 (``induction`` / ``maintenance``), the comparator (a treatment label, e.g. ``ivcy``),
 and optionally the comparator-arm response risk of that population
-(``baseline_risk``: a number, ``"beta(a, b)"`` or ``"logit_normal(mu, sigma)"``), the
+(``baseline_risk``: a number, ``"beta(a, b)"`` or ``"logit_normal(mu, sigma)"``; for an
+ordinal CR / PR / NR fit it is the comparator's P(CR or PR)), the
 clinically chosen risk-difference ``margin`` and per-target extrapolation priors.
 
 A value left out (``None``) means "as in the trials": no claim is made about it, the
