@@ -518,6 +518,22 @@ class CoreEngine:
             out["baseline"] = target.baseline_risk.logit_draws(stream(seed, *key, "baseline"), S)
         return out
 
+    def term_sums(self, plan, noise, terms, include_terms: bool, S: int):
+        """(effect, baseline, comparator) sums of the extrapolation terms' draws (zeros
+        without terms): the log-OR shift, the comparator's log-odds shift, and the shift
+        of an unseen comparator."""
+        terms = self.term_draws(plan, noise) if terms is None else terms
+        eff_ext, base_ext, comp_ext = np.zeros(S), np.zeros(S), np.zeros(S)
+        if include_terms:
+            for t in plan.terms:
+                if t.covariate == "comparator":
+                    comp_ext = comp_ext + terms[t.key]
+                elif t.role == "effect":
+                    eff_ext = eff_ext + terms[t.key]
+                else:
+                    base_ext = base_ext + terms[t.key]
+        return eff_ext, base_ext, comp_ext
+
     @staticmethod
     def term_draws(plan: Plan, noise: dict, override: dict[str, tuple[float, float]] | None = None) -> dict[str, np.ndarray]:
         """Draws of each extrapolation term's contribution Delta * distance; ``override``
@@ -552,18 +568,7 @@ class CoreEngine:
         delta = d.copy()
         if level == "new_trial" and self.has("tau"):
             delta = d + self.draw("tau") * noise["e_tau"]
-        terms = self.term_draws(plan, noise) if terms is None else terms
-        eff_ext = np.zeros(S)
-        base_ext = np.zeros(S)
-        comp_ext = np.zeros(S)
-        if include_terms:
-            for t in plan.terms:
-                if t.covariate == "comparator":
-                    comp_ext = comp_ext + terms[t.key]
-                elif t.role == "effect":
-                    eff_ext = eff_ext + terms[t.key]
-                else:
-                    base_ext = base_ext + terms[t.key]
+        eff_ext, base_ext, comp_ext = self.term_sums(plan, noise, terms, include_terms, S)
         beta = self.draw("beta") if des.effect_names else np.zeros((S, 0))
         rows = np.array([self.effect_row(target, a) for a in arms]).reshape(len(arms), beta.shape[1])
         lin = beta @ rows.T  # (S, n_arms)

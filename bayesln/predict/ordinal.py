@@ -100,7 +100,7 @@ from bayesln.predict.engine import (
     study_values,
 )
 from bayesln.predict.extrapolation import PRIOR_DRIVEN_SHARE, ExtrapolationReport
-from bayesln.predict.prediction import TABLE_COLUMNS, Prediction, _share
+from bayesln.predict.prediction import TABLE_COLUMNS, Prediction, PredictionOutput, _share
 from bayesln.predict.targets import COVARIATES, Target
 
 __all__ = ["ORDINAL_OUTCOMES", "OrdinalEngine", "OrdinalPrediction", "study_covariates"]
@@ -489,16 +489,7 @@ class OrdinalEngine(CoreEngine):
             else:
                 d1 = d1 + tau[:, 0] * noise["e_tau"]
                 d2 = d2 + tau[:, 1] * noise["e_tau2"]
-        terms = self.term_draws(plan, noise) if terms is None else terms
-        eff_ext, base_ext, comp_ext = np.zeros(S), np.zeros(S), np.zeros(S)
-        if include_terms:
-            for t in plan.terms:
-                if t.covariate == "comparator":
-                    comp_ext = comp_ext + terms[t.key]
-                elif t.role == "effect":
-                    eff_ext = eff_ext + terms[t.key]
-                else:
-                    base_ext = base_ext + terms[t.key]
+        eff_ext, base_ext, comp_ext = self.term_sums(plan, noise, terms, include_terms, S)
         names = self._names()
         rows = np.array([self.effect_row(target, a) for a in arms]).reshape(len(arms), len(names))
         if names:
@@ -591,7 +582,7 @@ register_engine(OrdinalResult, OrdinalEngine)
 
 # ============================================================================ prediction
 @dataclass
-class OrdinalPrediction:
+class OrdinalPrediction(PredictionOutput):
     """Coherent CR / PR / NR predictions for one target from an ordinal fit.
 
     ``probabilities[level][arm][category]``: draws of P(CR) ``cr``, P(PR) ``pr``,
@@ -684,28 +675,8 @@ class OrdinalPrediction:
         frames.append(pd.DataFrame(rows, columns=TABLE_COLUMNS))
         return pd.concat(frames, ignore_index=True)
 
-    def to_records(self, ci: float | None = None) -> list[dict]:
-        recs = json.loads(self.table(ci).to_json(orient="records", double_precision=10))
-        comp = self.extrapolation.compact()
-        for r in recs:
-            r["extrapolation"] = comp
-        return recs
-
-    def to_dict(self, ci: float | None = None) -> dict:
-        return {"target": self.target.model_dump(mode="json"), "outcome": self.outcome, "seed": self.seed,
-                "n_draws": self.n_draws, "records": self.to_records(ci), "extrapolation": self.extrapolation.to_dict()}
-
-    def text(self) -> str:
-        return self.extrapolation.text
-
     def __repr__(self) -> str:
-        flags = []
-        if self.extrapolation.outside_data:
-            flags.append("outside data: " + ", ".join(self.extrapolation.outside_data))
-        if self.extrapolation.prior_driven:
-            flags.append("prior-driven")
-        return (f"<OrdinalPrediction {self.name} / CR, PR, CR or PR ({self.link} logit): {self.n_draws} draws"
-                f"{'; ' + '; '.join(flags) if flags else ''}>")
+        return f"<OrdinalPrediction {self.name} / CR, PR, CR or PR ({self.link} logit): {self.n_draws} draws{self._flags()}>"
 
     def plot(self, **kw):
         from bayesln.predict.plots import plot_ordinal_prediction

@@ -58,8 +58,38 @@ def _share(with_terms: np.ndarray, without: np.ndarray) -> float:
     return float(min(1.0, max(0.0, 1.0 - float(np.var(without)) / v1)))
 
 
+class PredictionOutput:
+    """Output methods shared by :class:`Prediction` and the ordinal
+    ``OrdinalPrediction`` (both have ``target``, ``outcome``, ``seed``, ``n_draws``,
+    ``extrapolation`` and ``table()``)."""
+
+    def to_records(self, ci: float | None = None) -> list[dict]:
+        """JSON-ready records (one per quantity and level), each with the compact
+        extrapolation report."""
+        recs = json.loads(self.table(ci).to_json(orient="records", double_precision=10))
+        comp = self.extrapolation.compact()
+        for r in recs:
+            r["extrapolation"] = comp
+        return recs
+
+    def to_dict(self, ci: float | None = None) -> dict:
+        return {"target": self.target.model_dump(mode="json"), "outcome": self.outcome, "seed": self.seed,
+                "n_draws": self.n_draws, "records": self.to_records(ci), "extrapolation": self.extrapolation.to_dict()}
+
+    def text(self) -> str:
+        return self.extrapolation.text
+
+    def _flags(self) -> str:
+        flags = []
+        if self.extrapolation.outside_data:
+            flags.append("outside data: " + ", ".join(self.extrapolation.outside_data))
+        if self.extrapolation.prior_driven:
+            flags.append("prior-driven")
+        return "; " + "; ".join(flags) if flags else ""
+
+
 @dataclass
-class Prediction:
+class Prediction(PredictionOutput):
     """Posterior predictive draws for one target and one outcome, with the
     extrapolation report. ``table()`` is the tidy summary."""
 
@@ -152,30 +182,8 @@ class Prediction:
                 })
         return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
-    def to_records(self, ci: float | None = None) -> list[dict]:
-        """JSON-ready records (one per quantity and level), each with the compact
-        extrapolation report."""
-        t = self.table(ci)
-        recs = json.loads(t.to_json(orient="records", double_precision=10))
-        comp = self.extrapolation.compact()
-        for r in recs:
-            r["extrapolation"] = comp
-        return recs
-
-    def to_dict(self, ci: float | None = None) -> dict:
-        return {"target": self.target.model_dump(mode="json"), "outcome": self.outcome, "seed": self.seed,
-                "n_draws": self.n_draws, "records": self.to_records(ci), "extrapolation": self.extrapolation.to_dict()}
-
-    def text(self) -> str:
-        return self.extrapolation.text
-
     def __repr__(self) -> str:
-        flags = []
-        if self.extrapolation.outside_data:
-            flags.append("outside data: " + ", ".join(self.extrapolation.outside_data))
-        if self.extrapolation.prior_driven:
-            flags.append("prior-driven")
-        return f"<Prediction {self.name} / {self.outcome}: {self.n_draws} draws{'; ' + '; '.join(flags) if flags else ''}>"
+        return f"<Prediction {self.name} / {self.outcome}: {self.n_draws} draws{self._flags()}>"
 
     def plot(self, **kw):
         from bayesln.predict.plots import plot_prediction
