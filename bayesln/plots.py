@@ -41,7 +41,7 @@ def _diamond(ax, y, lo, mid, hi, color, label=None, h=0.3):
 
 
 def forest_plot(result, *, title: str | None = None, ci: float = 0.95, frequentist: pd.DataFrame | None = None,
-                published: pd.DataFrame | None = None):
+                published: pd.DataFrame | None = None, rr_rows: pd.DataFrame | None = None):
     """Forest plot in the style of metafor's ``forest()``: one row per study with the
     observed OR (square sized by its weight, 0.5-corrected when a cell is zero) and the
     shrunken Bayesian OR beside it, the study's weight in the right margin (random-effects
@@ -50,7 +50,11 @@ def forest_plot(result, *, title: str | None = None, ci: float = 0.95, frequenti
     frequentist summary with ``measure == "OR"``), the pooled Bayesian diamond and the 95%
     prediction interval for a new study. ``published``: comparison rows with
     ``source == "published"`` (relative risks, so not on this OR axis) are listed under the
-    plot."""
+    plot. ``rr_rows``: comparison-table rows on the RR scale (``measure == "RR"``), drawn
+    in a panel below the forest on their own RR axis - the Bayesian RRs from posterior arm
+    probabilities, the recomputed Mantel-Haenszel / random-effects RRs and the published
+    RR (marked in orange), so the published figure is shown on the scale it was published
+    on."""
     import textwrap
 
     se = result.study_effects(ci)
@@ -60,7 +64,14 @@ def forest_plot(result, *, title: str | None = None, ci: float = 0.95, frequenti
     freq = frequentist[frequentist["measure"] == "OR"] if frequentist is not None else pd.DataFrame()
     n_pool = len(freq) + 2
     fig_h = 1.9 + 0.45 * (k + n_pool + 1)
-    fig, ax = plt.subplots(figsize=(9.5, fig_h))
+    rr = rr_rows[(rr_rows["measure"] == "RR") & rr_rows["estimate"].notna()].reset_index(drop=True) \
+        if rr_rows is not None and len(rr_rows) else pd.DataFrame()
+    if len(rr):
+        rr_h = 0.9 + 0.32 * len(rr)
+        fig, (ax, ax_rr) = plt.subplots(2, 1, figsize=(9.5, fig_h + rr_h),
+                                        gridspec_kw={"height_ratios": [fig_h, rr_h]})
+    else:
+        fig, ax = plt.subplots(figsize=(9.5, fig_h))
     ys = np.arange(k, 0, -1) + n_pool + 0.5
     v = se["observed_se"].to_numpy() ** 2
     tau2 = 0.0
@@ -115,15 +126,42 @@ def forest_plot(result, *, title: str | None = None, ci: float = 0.95, frequenti
     ax.set_xlabel("odds ratio (TAC vs comparator; log scale)")
     ax.set_title("\n".join(textwrap.wrap(title or f"{result.outcome}: study and pooled odds ratios", 70)), fontsize=10)
     ax.legend(loc="lower right", fontsize=7, frameon=False)
-    if published is not None and len(published):
+    if published is not None and len(published) and not len(rr):  # else the RR panel shows it
         notes = [f"published ({r['method'].replace('_', ' ')}, {r['subgroup']}): RR {r['estimate']:.2f} "
                  f"({r['ci_low']:.2f}-{r['ci_high']:.2f}), k={r['k']}"
                  for _, r in published.iterrows() if pd.notna(r["estimate"])]
         if notes:
             fig.text(0.01, 0.005, "Kraaij et al. " + "; ".join(notes) + " - relative risks, see comparison.png",
                      fontsize=7, ha="left", va="bottom", wrap=True)
-    fig.tight_layout(rect=(0, 0.04 if published is not None and len(published) else 0, 1, 1))
+    if len(rr):
+        _rr_panel(ax_rr, rr)
+    footnote = published is not None and len(published) and not len(rr)
+    fig.tight_layout(rect=(0, 0.04 if footnote else 0, 1, 1))
     return fig
+
+
+RR_COLORS = {"bayesian": "tab:blue", "frequentist": "0.3", "published": "tab:orange", "recomputed": "tab:green"}
+
+
+def _rr_panel(ax, rr: pd.DataFrame) -> None:
+    """Relative risks with intervals, one row each (the published one orange, a diamond)."""
+    ys = np.arange(len(rr), 0, -1)
+    labels = []
+    for y, (_, r) in zip(ys, rr.iterrows()):
+        col = RR_COLORS.get(r["source"], "k")
+        if r["source"] == "published":
+            _diamond(ax, y, r["ci_low"], r["estimate"], r["ci_high"], col, h=0.3)
+        else:
+            ax.hlines(y, r["ci_low"], r["ci_high"], color=col, lw=2)
+            ax.plot(r["estimate"], y, "o", color=col, ms=5)
+        name = "Kraaij et al. (published)" if r["source"] == "published" else f"{r['source']}: {r['method'].replace('_', ' ')}"
+        labels.append(f"{name} RR {r['estimate']:.2f} ({r['ci_low']:.2f}-{r['ci_high']:.2f}), k={r['k']}")
+    ax.set_yticks(ys, labels, fontsize=7)
+    ax.set_ylim(0.4, len(rr) + 0.6)
+    ax.axvline(1, color="k", lw=0.8)
+    ax.set_xscale("log")
+    _ratio_axis(ax)
+    ax.set_xlabel("relative risk (log scale): Bayesian from posterior arm probabilities, frequentist, published", fontsize=8)
 
 
 def comparison_plot(comparison: pd.DataFrame, *, title: str | None = None):
@@ -131,7 +169,7 @@ def comparison_plot(comparison: pd.DataFrame, *, title: str | None = None):
     c = comparison[comparison["measure"] == "RR"].reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(8.5, 1.4 + 0.42 * len(c)))
     ys = np.arange(len(c), 0, -1)
-    colors = {"bayesian": "tab:blue", "frequentist": "0.3", "published": "tab:orange", "recomputed": "tab:green"}
+    colors = RR_COLORS
     for y, (_, r) in zip(ys, c.iterrows()):
         col = colors.get(r["source"], "k")
         ax.hlines(y, r["ci_low"], r["ci_high"], color=col, lw=2)
@@ -170,8 +208,9 @@ def save_run_figures(analysis, folder: Path, predictions=None) -> None:
             freq = None
         comp = analysis.comparison
         pub = comp[(comp["source"] == "published") & (comp["subgroup"] == "all")] if len(comp) else None
+        rr_rows = comp[(comp["subgroup"] == "all") & (comp["measure"] == "RR")] if len(comp) else None
         save_figure(forest_plot(analysis.result, title=analysis.spec.analysis.title or None, frequentist=freq,
-                                published=pub), folder, "forest")
+                                published=pub, rr_rows=rr_rows), folder, "forest")
         save_figure(comparison_plot(analysis.comparison), folder, "comparison")
     if predictions is not None and len(predictions):
         from bayesln.predict.plots import plot_targets
