@@ -65,7 +65,8 @@ class Analysis:
     comparison: pd.DataFrame
     timings: dict = field(default_factory=dict)
     #: family tables written into the run folder as <name>.csv (ordinal: arm_probabilities;
-    #: joint: correlation; network: relative_effects, rank_probabilities, node_split / ume)
+    #: joint: correlation; network: relative_effects, rank_probabilities, node_split / ume;
+    #: network with phase_effect: relative_effects at induction and maintenance, rank_probabilities_maintenance)
     tables: dict = field(default_factory=dict)
 
     @property
@@ -116,7 +117,8 @@ def run_analysis(spec: Spec | str | Path, *, data: TrialData | str | None = None
         result = fit_core(
             sel, d.outcome, treat=tuple(m.treat), baseline=m.baseline, effect_modifiers=tuple(m.effect_modifiers or ()),
             baseline_covariates=tuple(m.baseline_covariates), common_effect=m.common_effect,
-            parameterization=m.parameterization, priors=spec.priors_obj(), **sampler,
+            parameterization=m.parameterization, baseline_parameterization=m.baseline_parameterization,
+            priors=spec.priors_obj(), **sampler,
         )
     else:
         result, tables = _fit_family(spec, sel, sampler)
@@ -164,6 +166,10 @@ def _fit_family(spec: Spec, sel: TrialData, sampler: dict) -> tuple[object, dict
     inconsistency = kw.pop("inconsistency", "none")
     res = fit_network(sel, d.outcome, **kw, **common)
     tables = {"relative_effects": res.relative_effects(), "rank_probabilities": res.rank_probabilities()}
+    if res.has_phase_shift:  # phase_effect: relative effects also at maintenance (a "phase" column tells them apart)
+        tables["relative_effects"] = pd.concat([tables["relative_effects"], res.relative_effects(phase="maintenance")],
+                                               ignore_index=True)
+        tables["rank_probabilities_maintenance"] = res.rank_probabilities(phase="maintenance")
     if inconsistency == "node_split":
         split = node_split(sel, d.outcome, consistency=res, **{k: v for k, v in kw.items() if k != "model"}, **common)
         tables["node_split"] = split

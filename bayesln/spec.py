@@ -104,11 +104,12 @@ class DataSection(_Section):
 #: [model] keys of each family (beyond ``family``); a key of another family set to a
 #: non-default value is refused, with the family's keys listed
 FAMILY_MODEL_KEYS = {
-    "core": ("treat", "baseline", "effect_modifiers", "baseline_covariates", "common_effect", "parameterization"),
+    "core": ("treat", "baseline", "effect_modifiers", "baseline_covariates", "common_effect", "parameterization",
+             "baseline_parameterization"),
     "ordinal": ("treat", "link", "cutpoint_specific", "baseline", "effect_modifiers", "phase_effect",
                 "common_effect", "reference_baseline"),
-    "joint": ("treat", "lkj_eta", "baseline", "directions"),
-    "network": ("reference", "model", "effects", "treatments", "inconsistency"),
+    "joint": ("treat", "lkj_eta", "baseline", "directions", "phase_effect"),
+    "network": ("reference", "model", "effects", "treatments", "inconsistency", "phase_effect"),
 }
 ORDINAL_OUTCOME = "renal_response"
 ORDINAL_MODIFIERS = ("regimen", "comparator", "phase")
@@ -124,12 +125,16 @@ class ModelSection(_Section):
     baseline_covariates: list[str] = Field(default_factory=list)
     common_effect: bool = False
     parameterization: Literal["noncentered", "centered"] = "noncentered"
+    #: core, exchangeable baselines: centred (default; better with informative arms) or
+    #: non-centred (better with very few trials, e.g. two: no divergences)
+    baseline_parameterization: Literal["centered", "noncentered"] = "centered"
     # family "ordinal" (None: the fit function's default)
     link: Literal["sequential", "cumulative"] | None = None
     cutpoint_specific: bool | None = None
     phase_effect: bool | None = None
     reference_baseline: Literal["auto", "mean", "typical"] | dict[str, float] | None = None
-    # family "joint"
+    # family "joint" (phase_effect, above, is also a joint and a network key: a maintenance
+    # shift of the treatment effects, fitted on induction and maintenance studies together)
     lkj_eta: float | None = Field(None, gt=0)
     directions: dict[str, Literal["benefit", "harm"]] | None = None
     # family "network"

@@ -357,7 +357,9 @@ def test_dataset_loads_from_an_installed_wheel(tmp_path):
     (env_site / "zz_parent_env.pth").write_text("\n".join(deps) + "\n", encoding="utf-8")
     # install with the running pip into the fresh venv
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "-q", str(whl)],
+        # --ignore-installed: the bayesln of the running environment is visible through the
+        # .pth entries, and pip would otherwise call the wheel "already satisfied"
+        [sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--ignore-installed", "-q", str(whl)],
         check=True, capture_output=True, text=True,
     )
     work = tmp_path / "elsewhere"

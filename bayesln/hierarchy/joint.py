@@ -40,7 +40,27 @@ uncertainty of the pooled effects, which is small when each pooled effect is inf
 different studies; the summary reports it next to the product of the marginal
 probabilities so that the reader sees how much the dependence matters.
 
-Phase: induction only by default (``phases``).
+Phase: induction and maintenance are different estimands and are kept apart by default
+(``phases`` selects; default induction only). ``phase_effect=True`` fits both phases together
+(default ``phases`` = induction and maintenance) and gives each outcome's treatment effect a
+maintenance shift::
+
+    delta_io = d_o + beta_phase_o * x_i + tau_o * (chol(Omega) z_i)_o,
+    x_i = 1 if study i is a maintenance trial, else 0
+    beta_phase_o ~ Normal(0, 1)
+
+so ``d_o`` is the induction log odds ratio and ``d_o + beta_phase_o`` the maintenance one;
+the between-study SDs and the correlation are shared by the phases. The prior is
+``priors.beta_for("phase:maintenance")`` (the ``beta`` default, Normal(0, 1); override with
+``beta_overrides = {"phase:maintenance" = ...}``, or per outcome with the key
+``"phase:maintenance:<outcome>"``). With exchangeable baselines the baseline mean also shifts
+in maintenance trials (``mu_io = m_o + gamma_phase_o * x_i + sigma_mu_o * raw_io``, prior
+``priors.gamma_for("phase:maintenance")``), as in the ordinal family. Only the label
+``maintenance`` sets x_i = 1 (``induction_maintenance`` studies, when selected, count as
+induction). The selected studies must contain both phases (else ValueError); an outcome
+reported in one phase only gets a warning: its shift is then informed by the prior only (no
+maintenance study reports it) or shares the maintenance studies' information with ``d_o`` (no
+induction study reports it).
 """
 
 from __future__ import annotations
@@ -107,6 +127,12 @@ class JointDesign(FamilyDesign):
     excluded_outcomes: dict[str, str] = field(default_factory=dict)
     pairs: pd.DataFrame = field(default_factory=pd.DataFrame)
     phases: tuple[str, ...] = ()
+    #: maintenance shift of each outcome's treatment effect (``beta_phase``)
+    phase_effect: bool = False
+    #: maintenance indicator x_i per study (1 = maintenance trial), aligned with study_ids
+    maintenance: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: per outcome: number of induction / maintenance studies reporting it (phase_effect only)
+    phase_support: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def pair_names(self) -> list[str]:
@@ -124,7 +150,21 @@ class JointDesign(FamilyDesign):
             "n_rows": int(len(self.rows)),
             "phases": list(self.phases),
             "studies_reporting_both": {r["pair"]: list(r["studies"]) for _, r in self.pairs.iterrows()},
+            **({"phase_support": {o: dict(v) for o, v in self.phase_support.items()},
+                "maintenance_studies": [s for s, x in zip(self.study_ids, self.maintenance) if x == 1]}
+               if self.phase_effect else {}),
         }
+
+    def phase_note(self, o: str) -> str:
+        """How the maintenance shift of outcome ``o`` is informed (summary notes)."""
+        sup = self.phase_support.get(o, {})
+        ni, nm = sup.get("induction", 0), sup.get("maintenance", 0)
+        if nm == 0:
+            return f"PRIOR ONLY: no maintenance study reports {o}"
+        if ni == 0:
+            return (f"only maintenance studies report {o} ({nm}): d[{o}] (induction) and the shift share their "
+                    "information; the split between them comes from the priors")
+        return f"{ni} induction and {nm} maintenance stud{'y' if nm == 1 else 'ies'} report {o}"
 
 
 def _direction(o: str, directions: Mapping[str, str] | None) -> str:
@@ -147,8 +187,11 @@ def build_joint_design(
     designs=None,
     directions: Mapping[str, str] | None = None,
     warn: bool = True,
+    phase_effect: bool = False,
 ) -> JointDesign:
-    """Rows, baselines and usage of the joint model (no PyMC)."""
+    """Rows, baselines and usage of the joint model (no PyMC). ``phase_effect=True``:
+    induction and maintenance studies together (default ``phases``), with the maintenance
+    indicator per study (``maintenance``) for the shift ``beta_phase``."""
     outcomes = list(dict.fromkeys(_as_names(outcomes)))
     if len(outcomes) < 2:
         raise ValueError("the joint model needs at least two outcomes (e.g. total_response and severe_infection)")
@@ -157,7 +200,7 @@ def build_joint_design(
     dirs = {o: _direction(o, directions) for o in outcomes}
     treat = _as_names(treat)
     if phases is DEFAULT:
-        phases = ("induction",)
+        phases = ("induction", "maintenance") if phase_effect else ("induction",)
     phases = _as_names(phases)
     long, all_arms, fp = long_table(data)
     all_studies = list(dict.fromkeys(all_arms["study"]))
@@ -217,6 +260,32 @@ def build_joint_design(
     rows["row_id"] = rows["study"] + ":" + rows["arm"] + ":" + rows["outcome"]
     rows["events"] = rows["events"].astype(np.int64)
     rows["n"] = rows["n"].astype(np.int64)
+    # maintenance indicator x_i (only the label "maintenance"; as in the ordinal family)
+    study_phase = rows.groupby("study", sort=False)["phase"].first().reindex(studies)
+    maint = np.array([1.0 if str(study_phase[s]) == "maintenance" else 0.0 for s in studies])
+    rows["maintenance"] = maint[rows["study_index"].to_numpy()]
+    phase_support: dict[str, dict[str, int]] = {}
+    if phase_effect:
+        phase_vals = sorted(set(study_phase.dropna().astype(str)))
+        if "maintenance" not in phase_vals or len(phase_vals) < 2:
+            raise ValueError(
+                f"phase_effect needs induction and maintenance studies; phases present among the studies in the "
+                f"joint model: {', '.join(phase_vals) or '(none)'} (pass phases=('induction', 'maintenance'), or "
+                "phase_effect=False to analyse one phase)"
+            )
+        for o in kept:
+            st_o = rows.loc[rows["outcome"] == o].drop_duplicates("study")
+            nm = int(st_o["maintenance"].sum())
+            phase_support[o] = {"induction": int(len(st_o) - nm), "maintenance": nm}
+        lonely = {o: v for o, v in phase_support.items() if v["induction"] == 0 or v["maintenance"] == 0}
+        if lonely and warn:
+            warnings.warn(
+                "maintenance shift (phase_effect) of outcome(s) reported in one phase only: "
+                + "; ".join(f"{o} ({'no maintenance study: prior only' if v['maintenance'] == 0 else 'maintenance studies only: shares their information with d'})"
+                            for o, v in lonely.items()),
+                UserWarning,
+                stacklevel=3,
+            )
     so["study_index"] = so["study"].map(s_idx)
     so["outcome_index"] = so["outcome"].map(o_idx)
     pattern = so.groupby("study_index")["outcome_index"].agg(lambda x: ",".join(str(k) for k in sorted(x)))
@@ -231,6 +300,7 @@ def build_joint_design(
     pairs = pd.DataFrame(pairs)
 
     # usage
+    st_phase_all = all_arms.groupby("study", sort=False)["phase"].first()
     urows = []
     for s in all_studies:
         u = {"study": s, "included": s in s_idx}
@@ -242,8 +312,13 @@ def build_joint_design(
             else:
                 u[o] = cell.get((s, o), "not reported")
         u["outcomes_used"] = ", ".join(o for o in kept if str(u[o]).startswith("used"))
+        if phase_effect:
+            ph = st_phase_all.get(s, pd.NA)
+            u["phase"] = ("unknown" if pd.isna(ph) else str(ph)) + (
+                " (x = 1: maintenance shift beta_phase)" if s in s_idx and maint[s_idx[s]] == 1 else "")
         urows.append(u)
-    usage = pd.DataFrame(urows, columns=["study", "included", *outcomes, "outcomes_used"])
+    usage = pd.DataFrame(urows, columns=["study", "included", *(["phase"] if phase_effect else []), *outcomes,
+                                         "outcomes_used"])
     return JointDesign(
         family="joint",
         outcome="+".join(kept),
@@ -261,7 +336,35 @@ def build_joint_design(
         excluded_outcomes=excl_out,
         pairs=pairs,
         phases=phases,
+        phase_effect=bool(phase_effect),
+        maintenance=maint,
+        phase_support=phase_support,
     )
+
+
+def phase_shift_priors(priors: Priors, outcomes: Iterable[str]) -> dict:
+    """Prior of each outcome's maintenance shift ``beta_phase[o]``: ``beta_overrides``
+    key ``"phase:maintenance:<o>"``, else ``priors.beta_for("phase:maintenance")`` (the
+    ``beta`` default, Normal(0, 1))."""
+    return {o: priors.beta_overrides.get(f"phase:maintenance:{o}", priors.beta_for("phase:maintenance")) for o in outcomes}
+
+
+def location_vector(name: str, priors, dims=None):
+    """A vector location RV with one prior per element (all normal or all student_t)."""
+    priors = list(priors)
+    fams = {p.dist for p in priors}
+    if len(fams) != 1:
+        raise ValueError(f"{name}: all elements need the same prior family (normal or student_t), got {sorted(fams)}")
+    fam = fams.pop()
+
+    def par(k):
+        return np.array([float(p.params[k]) for p in priors])
+
+    if fam == "normal":
+        return pm.Normal(name, mu=par("mu"), sigma=par("sigma"), dims=dims)
+    if fam == "student_t":
+        return pm.StudentT(name, nu=par("nu"), mu=par("mu"), sigma=par("sigma"), dims=dims)
+    raise ValueError(f"{name}: {fam} is not a location prior (normal or student_t)")
 
 
 def lkj_cholesky(name: str, K: int, eta: float, dims=None):
@@ -305,7 +408,10 @@ def build_joint_model(design: JointDesign, *, priors: Priors | dict | None = Non
     ``sigma_mu`` (outcome, exchangeable baselines), ``d``, ``tau`` (outcome), ``rho``
     (outcome_pair), ``z`` and ``delta`` (so: the reported study x outcome cells), ``tau_<k>`` (the scalar tau
     parameters) and ``cpc`` (the canonical partial correlations, on (0, 1), see
-    :func:`lkj_cholesky`). Events / n are ``pm.Data`` (``events_data``, ``n_data``)."""
+    :func:`lkj_cholesky`). With ``design.phase_effect``: ``beta_phase`` (outcome: the
+    maintenance shift of the log odds ratio, included in ``delta``) and, with exchangeable
+    baselines, ``gamma_phase`` (outcome: the maintenance shift of the baseline mean).
+    Events / n are ``pm.Data`` (``events_data``, ``n_data``)."""
     if not lkj_eta > 0:
         raise ValueError(f"lkj_eta must be > 0, got {lkj_eta}")
     pr = coerce_priors(priors, Priors)
@@ -337,7 +443,11 @@ def build_joint_model(design: JointDesign, *, priors: Priors | dict | None = Non
             sig = pm.Deterministic("sigma_mu", pt.stack([scale_rv(f"sigma_mu_{k}", pr.sigma_mu) for k in range(K)]), dims="outcome")
             raw = pm.Normal("mu_raw", 0.0, 1.0, dims="so")
             oi = so["outcome_index"].to_numpy()
-            mu = pm.Deterministic("mu", m[oi] + sig[oi] * raw, dims="so")
+            loc = m[oi]
+            if design.phase_effect:
+                gph = location_vector("gamma_phase", [pr.gamma_for("phase:maintenance")] * K, dims="outcome")
+                loc = loc + design.maintenance[so["study_index"].to_numpy()] * gph[oi]
+            mu = pm.Deterministic("mu", loc + sig[oi] * raw, dims="so")
         d = location_rv("d", pr.d, dims="outcome")
         tau = pm.Deterministic(
             "tau", pt.stack([scale_rv(f"tau_{k}", p) for k, p in enumerate(tau_priors)]), dims="outcome"
@@ -368,7 +478,13 @@ def build_joint_model(design: JointDesign, *, priors: Priors | dict | None = Non
         order = np.concatenate(order)
         inv = np.empty_like(order)
         inv[order] = np.arange(len(order))
-        delta = pm.Deterministic("delta", pt.concatenate(cells)[inv], dims="so")
+        delta = pt.concatenate(cells)[inv]
+        if design.phase_effect:
+            # maintenance shift: delta_io = d_o + beta_phase_o * x_i + tau_o * (L z_i)_o
+            bph = location_vector("beta_phase", phase_shift_priors(pr, design.outcomes).values(), dims="outcome")
+            x_so = design.maintenance[so["study_index"].to_numpy()]
+            delta = delta + x_so * bph[so["outcome_index"].to_numpy()]
+        delta = pm.Deterministic("delta", delta, dims="so")
         theta = mu[r_so] + t * delta[r_so]
         pm.Binomial("y", n=n, logit_p=theta, observed=events, dims="row")
     return model
@@ -378,7 +494,10 @@ def build_joint_model(design: JointDesign, *, priors: Priors | dict | None = Non
 class JointResult(FamilyFitResult):
     """Result of :func:`fit_joint`: pooled log-OR / OR / tau per outcome, the
     between-outcome correlations with a prior-dependence check, and the efficacy-safety
-    trade-off probabilities."""
+    trade-off probabilities. With ``phase_effect=True`` the pooled effects ``d`` and the
+    trade-off are at induction (x = 0), and per outcome the summary adds the maintenance
+    shift ``beta_phase``, its OR ratio and the pooled effect at maintenance
+    ``d + beta_phase``."""
 
     def correlation_check(self, ci: float = 0.95) -> pd.DataFrame:
         """Per pair of outcomes: studies reporting both, prior vs posterior of rho."""
@@ -430,11 +549,13 @@ class JointResult(FamilyFitResult):
         d = self.draws("d")
         tau = self.draws("tau")
         pred, _ = self.tradeoff_draws(predictive=True)
+        phase = "beta_phase" in self.idata.posterior
+        at = " at induction (maintenance indicator 0)" if phase else ""
         better = {}
         for k, o in enumerate(des.outcomes):
             nst = int(des.rows.loc[des.rows["outcome"] == o, "study"].nunique())
-            S.add(f"pooled log-OR: {o}", f"d[{o}]", d[:, k], f"{tname} vs control ({nst} stud{'y' if nst == 1 else 'ies'})", outcome=o)
-            S.add(f"pooled OR: {o}", f"exp(d[{o}])", np.exp(d[:, k]), f"{tname} vs control ({nst} stud{'y' if nst == 1 else 'ies'})", outcome=o)
+            S.add(f"pooled log-OR: {o}", f"d[{o}]", d[:, k], f"{tname} vs control{at} ({nst} stud{'y' if nst == 1 else 'ies'})", outcome=o)
+            S.add(f"pooled OR: {o}", f"exp(d[{o}])", np.exp(d[:, k]), f"{tname} vs control{at} ({nst} stud{'y' if nst == 1 else 'ies'})", outcome=o)
             S.add(f"tau: {o}", f"tau[{o}]", tau[:, k], "between-study SD of the log odds ratio", outcome=o)
             S.add(f"predictive OR (new study): {o}", f"exp(d + L e)[{o}]", np.exp(pred[:, k]), "odds ratio in a new study", outcome=o)
             if des.directions[o] == "benefit":
@@ -443,6 +564,21 @@ class JointResult(FamilyFitResult):
             else:
                 better[o] = d[:, k] < 0
                 S.prob(f"P(OR < 1): {o}", f"d[{o}]", float(np.mean(better[o])), f"posterior probability that {tname} reduces {o}", outcome=o)
+            if phase:
+                b = self.draws("beta_phase")[:, k]
+                pn = des.phase_note(o)
+                S.add(f"maintenance shift (log-OR ratio): {o}", f"beta_phase[{o}]", b,
+                      f"log-OR at maintenance minus log-OR at induction; {pn}", outcome=o)
+                S.add(f"OR ratio maintenance / induction: {o}", f"exp(beta_phase[{o}])", np.exp(b),
+                      f"ratio of the {tname}-vs-control ORs; {pn}", outcome=o)
+                S.add(f"pooled log-OR at maintenance: {o}", f"d[{o}] + beta_phase[{o}]", d[:, k] + b,
+                      f"{tname} vs control in maintenance trials", outcome=o)
+                S.add(f"pooled OR at maintenance: {o}", f"exp(d[{o}] + beta_phase[{o}])", np.exp(d[:, k] + b),
+                      f"{tname} vs control in maintenance trials", outcome=o)
+                sign, word = (">", "increases") if des.directions[o] == "benefit" else ("<", "reduces")
+                pb = (d[:, k] + b > 0) if sign == ">" else (d[:, k] + b < 0)
+                S.prob(f"P(OR {sign} 1) at maintenance: {o}", f"d[{o}] + beta_phase[{o}]", float(np.mean(pb)),
+                       f"posterior probability that {tname} {word} {o} in maintenance", outcome=o)
         chk = self.correlation_check(ci)
         rho = self.draws("rho")
         for k, r in chk.iterrows():
@@ -485,6 +621,7 @@ def fit_joint(
     phases: str | Iterable[str] | None = DEFAULT,
     designs: str | Iterable[str] | None = None,
     directions: Mapping[str, str] | None = None,
+    phase_effect: bool = False,
     priors: Priors | dict | None = None,
     draws: int = 1000,
     tune: int = 1000,
@@ -505,17 +642,24 @@ def fit_joint(
     "serious_adverse_event", "death")``; an outcome without any study comparing ``treat``
     with a control arm is left out with a warning (``config["excluded_outcomes"]``).
     ``lkj_eta``: LKJ concentration of the between-outcome correlation matrix (default 2).
-    ``phases``: default induction only. Sampler arguments as in
-    :func:`bayesln.hierarchy.fit_core`."""
+    ``phases``: default induction only (induction and maintenance with
+    ``phase_effect=True``). ``phase_effect``: fit both phases with a maintenance shift
+    ``beta_phase`` of each outcome's log odds ratio (see the module docstring; prior
+    ``priors.beta_for("phase:maintenance")``, Normal(0, 1) by default). Sampler arguments
+    as in :func:`bayesln.hierarchy.fit_core`."""
     seed = check_seed(seed)
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, target_accept=target_accept, cores=cores)
     used = resolve_backend(backend)
     pr = coerce_priors(priors, Priors)
     design = build_joint_design(data, outcomes, treat=treat, baseline=baseline, phases=phases, designs=designs,
-                                directions=directions)
+                                directions=directions, phase_effect=phase_effect)
     model = build_joint_model(design, priors=pr, lkj_eta=lkj_eta)
     resolved = pr.model_dump(mode="json")
     resolved["tau"] = {o: resolve_tau_prior(pr.tau, o).model_dump(mode="json") for o in design.outcomes}
+    if design.phase_effect:
+        resolved["beta_phase"] = {o: p.model_dump(mode="json") for o, p in phase_shift_priors(pr, design.outcomes).items()}
+        if design.baseline == "exchangeable":
+            resolved["gamma_phase"] = pr.gamma_for("phase:maintenance").model_dump(mode="json")
     config = {
         "model": "joint efficacy-safety (arm-based binomial, MVN study effects, LKJ correlation)",
         "family": "joint",
@@ -523,6 +667,7 @@ def fit_joint(
         "requested_outcomes": list(_as_names(outcomes)),
         "designs": list(_as_names(designs)),
         "lkj_eta": float(lkj_eta),
+        "phase_effect": bool(phase_effect),
         "priors": resolved,
         "sampler": sampler_config(backend, used, settings, seed),
         "gate": gate.to_dict(),
@@ -534,7 +679,10 @@ def fit_joint(
          "row_outcome": (("row",), rows["outcome"].to_numpy().astype(str))},
         coords={"row": rows["row_id"].tolist()},
     )
-    gate_vars = ("mu", "mu_raw", "m", "sigma_mu", "d", "tau", "rho", "z", "delta")
+    if design.phase_effect:
+        const["maintenance"] = xr.DataArray(design.maintenance.astype(int), dims=("study",),
+                                            coords={"study": design.study_ids})
+    gate_vars = ("mu", "mu_raw", "m", "sigma_mu", "gamma_phase", "d", "beta_phase", "tau", "rho", "z", "delta")
     idata, diag, used = sample_family(
         model, design=design, config=config, seed=seed, settings=settings, backend=used, progressbar=progressbar,
         gate=gate, loglik_rows={"y": rows["study_index"].to_numpy()}, gate_vars=gate_vars,
@@ -545,7 +693,7 @@ def fit_joint(
 
 
 #: [model] keys of ``models/*.toml`` with ``family = "joint"`` (passed to fit_joint)
-SPEC_MODEL_KEYS = ("treat", "lkj_eta", "baseline", "directions")
+SPEC_MODEL_KEYS = ("treat", "lkj_eta", "baseline", "directions", "phase_effect")
 
 
 def fit_joint_spec(path_or_dict, data=None, **sampler_overrides) -> JointResult:

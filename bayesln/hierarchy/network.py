@@ -26,6 +26,29 @@ fitted; studies in other components (in the bundled data MSC vs placebo, Deng 20
 listed in ``usage`` as excluded with the reason. Single-arm studies are excluded (no
 comparison under independent study baselines).
 
+Phase: induction and maintenance are kept apart by default (``phases``; default induction
+only). ``phase_effect=True`` fits both phases (default ``phases`` = induction and maintenance)
+with a meta-regression on the maintenance indicator x_i, the "common interaction" model of
+NICE DSU TSD3 (Dias et al. 2011, updated 2018, §2.2, "exchangeable / common interaction
+terms": beta_k = beta for every k != ref, beta_ref = 0)::
+
+    delta_i,bk ~ Normal((d_k + beta_phase x_i 1[k != ref]) - (d_b + beta_phase x_i 1[b != ref]), tau^2)
+    beta_phase ~ Normal(0, 1)          (``priors.beta_for("phase:maintenance")``)
+
+i.e. in a maintenance trial every basic parameter (treatment vs the reference) is shifted by
+the same beta_phase. Each arm of a multi-arm trial gets the shift of its own contrast with
+the study baseline, so the relative effects within a trial stay consistent (a contrast of two
+non-reference treatments has no shift: beta - beta = 0). ``d_k`` are the relative effects at
+induction (x = 0); at maintenance the effect of k vs l is
+``(d_k + beta 1[k != ref]) - (d_l + beta 1[l != ref])``.
+:meth:`NetworkResult.relative_effects` and :meth:`NetworkResult.rank_probabilities` take
+``phase="induction" | "maintenance"``. beta_phase is informed only by maintenance trials that
+include the reference treatment, and only when the other treatment's basic parameter is also
+estimable from induction trials; otherwise a warning says that beta_phase is identified by
+its prior only (in the bundled data the one maintenance RCT, Chen 2012, compares TAC duo with
+AZA: with IVCY as the reference its shift cancels). The selected studies must contain both
+phases (ValueError otherwise); only the label ``maintenance`` sets x_i = 1.
+
 Inconsistency:
 
 * ``model="ume"``: unrelated mean effects (TSD4, Dias et al. 2011/2013): one free mean
@@ -45,6 +68,7 @@ Inconsistency:
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -178,6 +202,13 @@ class NetworkDesign(FamilyDesign):
     split: tuple[str, str] | None = None
     study_nodes: dict[str, list[str]] = field(default_factory=dict)
     phases: tuple[str, ...] = ()
+    #: common-interaction meta-regression on the maintenance indicator (``beta_phase``)
+    phase_effect: bool = False
+    #: per arm: coefficient of beta_phase in the arm's mean, x_i (1[k != ref] - 1[b != ref])
+    #: (0 for baseline arms and for induction trials); zeros without phase_effect
+    phase_shift: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: whether beta_phase is identified by the data (False: prior only; phase_effect only)
+    phase_identified: bool = True
 
     @property
     def nonref(self) -> list[str]:
@@ -194,6 +225,9 @@ class NetworkDesign(FamilyDesign):
             "n_studies": self.n_studies,
             "n_arms": self.n_arms,
             "phases": list(self.phases),
+            **({"phase_effect": True, "phase_identified": bool(self.phase_identified),
+                "maintenance_studies": list(dict.fromkeys(self.arms.loc[self.arms["maintenance"] == 1, "study"]))}
+               if self.phase_effect else {}),
             "excluded_components": [
                 {"treatments": sorted(c["treatments"]), "studies": c["studies"], "reason": c["reason"]}
                 for c in self.excluded_components
@@ -218,8 +252,11 @@ def build_network_design(
     phases=DEFAULT,
     designs=None,
     direction: str | None = None,
+    phase_effect: bool = False,
 ) -> NetworkDesign:
-    """Arms, baselines, mean and covariance structure of the network model (no PyMC)."""
+    """Arms, baselines, mean and covariance structure of the network model (no PyMC).
+    ``phase_effect=True``: induction and maintenance studies (default ``phases``) with the
+    per-arm coefficient of the common maintenance shift (``phase_shift``)."""
     if model not in MODELS + ("split",):
         raise ValueError(f"model must be one of {MODELS}, not {model!r}")
     if direction is None:
@@ -227,7 +264,7 @@ def build_network_design(
             raise ValueError(f"unknown outcome {outcome!r}; pass direction='benefit' or 'harm'")
         direction = vocab.OUTCOMES[outcome]
     if phases is DEFAULT:
-        phases = ("induction",)
+        phases = ("induction", "maintenance") if phase_effect else ("induction",)
     phases = _as_names(phases)
     long, all_arms, fp = long_table(data)
     all_studies = list(dict.fromkeys(all_arms["study"]))
@@ -353,6 +390,35 @@ def build_network_design(
         M[pos:pos + k, pos:pos + k] = _cs_cholesky(k)
         pos += k
 
+    # maintenance indicator and the common-interaction shift (TSD3): the arm's mean gets
+    # beta_phase * x_i * (1[k != ref] - 1[b != ref]); nonzero only for a contrast with the reference
+    arms["maintenance"] = (arms["phase"].astype("string") == "maintenance").fillna(False).to_numpy().astype(np.int64)
+    G = np.zeros(n_arm)
+    phase_identified = True
+    if phase_effect:
+        st_ph = arms.groupby("study_index")["phase"].first()
+        phase_vals = sorted(set(st_ph.dropna().astype(str)))
+        if "maintenance" not in phase_vals or len(phase_vals) < 2:
+            raise ValueError(
+                f"phase_effect needs induction and maintenance studies; phases present among the studies in the "
+                f"{outcome} network: {', '.join(phase_vals) or '(none)'} (pass phases=('induction', 'maintenance'), "
+                "or phase_effect=False to analyse one phase)"
+            )
+        nb = ~arms["is_base"].to_numpy()
+        G = (nb * arms["maintenance"].to_numpy()
+             * ((arms["node"] != reference).to_numpy().astype(float) - (arms["base_node"] != reference).to_numpy().astype(float)))
+        X0 = np.column_stack([C, U])[nb]
+        X1 = np.column_stack([X0, G[nb]])
+        phase_identified = bool(np.linalg.matrix_rank(X1) > np.linalg.matrix_rank(X0))
+        if not phase_identified:
+            warnings.warn(
+                f"network {outcome}: the maintenance shift beta_phase is not identified by the data (no maintenance "
+                f"trial compares a treatment with the reference {label_of(reference)} whose effect the induction "
+                "trials also estimate); it is informed by its prior only",
+                UserWarning,
+                stacklevel=3,
+            )
+
     # direct comparisons and usage text
     comp_rows = []
     pairs: dict[tuple[str, str], list[str]] = {}
@@ -371,8 +437,20 @@ def build_network_design(
         arms_txt = "; ".join(f"{r['arm']} {label_of(r['node'])} {r['events']}/{r['n']}" for _, r in sub.iterrows())
         kind = "multi-arm (within-trial covariance tau^2/2)" if len(sub) > 2 else "two-arm"
         usage[s]["comparisons"] = txt
-        usage[s]["usage"] = "; ".join(x for x in (f"{kind}: {arms_txt}", usage[s]["usage"]) if x)
-    usage_df = pd.DataFrame(list(usage.values()), columns=["study", "included", "comparisons", "usage"])
+        ph_txt = ""
+        if phase_effect and sub["maintenance"].iloc[0] == 1:
+            ph_txt = (f"maintenance: contrasts with {label_of(reference)} shifted by beta_phase"
+                      if (G[sub.index] != 0).any() else
+                      f"maintenance: no contrast with {label_of(reference)}, so no shift (beta_phase cancels)")
+        usage[s]["usage"] = "; ".join(x for x in (f"{kind}: {arms_txt}", ph_txt, usage[s]["usage"]) if x)
+    cols = ["study", "included", "comparisons", "usage"]
+    if phase_effect:
+        st_phase_all = all_arms.groupby("study", sort=False)["phase"].first()
+        for s, u in usage.items():
+            ph = st_phase_all.get(s, pd.NA)
+            u["phase"] = "unknown" if pd.isna(ph) else str(ph)
+        cols = ["study", "included", "phase", "comparisons", "usage"]
+    usage_df = pd.DataFrame(list(usage.values()), columns=cols)
     usage_df = usage_df.set_index("study").reindex(all_studies).reset_index()
     return NetworkDesign(
         family="network",
@@ -398,6 +476,9 @@ def build_network_design(
         split=tuple(split) if split else None,
         study_nodes={s: list(study_nodes[s]) for s in studies},
         phases=phases,
+        phase_effect=bool(phase_effect),
+        phase_shift=G,
+        phase_identified=phase_identified,
     )
 
 
@@ -406,7 +487,9 @@ def build_network_model(design: NetworkDesign, *, priors: Priors | dict | None =
     """PyMC model of a :class:`NetworkDesign`. Posterior variables: ``mu`` (study),
     ``d`` (treatment: the non-reference treatments, log-OR vs the reference; consistency
     and split models), ``d_extra`` (comparison: UME means / the split's direct mean),
-    ``tau``, ``z`` (nonbase_arm). Events / n are ``pm.Data``."""
+    ``tau``, ``z`` (nonbase_arm); with ``design.phase_effect`` the scalar ``beta_phase``
+    (common maintenance shift of every basic parameter vs the reference, TSD3). Events / n
+    are ``pm.Data``."""
     if effects not in ("random", "fixed"):
         raise ValueError("effects must be 'random' or 'fixed'")
     pr = coerce_priors(priors, Priors)
@@ -431,6 +514,9 @@ def build_network_model(design: NetworkDesign, *, priors: Priors | dict | None =
         if design.extra_names:
             de = location_rv("d_extra", pr.d, dims="comparison")
             mean = mean + pt.dot(design.U, de)
+        if design.phase_effect:
+            bph = location_rv("beta_phase", pr.beta_for("phase:maintenance"))
+            mean = mean + design.phase_shift * bph
         if effects == "random" and len(nonbase):
             tau = scale_rv("tau", resolve_tau_prior(pr.tau, design.outcome))
             z = pm.Normal("z", 0.0, 1.0, dims="nonbase_arm")
@@ -457,15 +543,33 @@ class NetworkResult(FamilyFitResult):
     tau, ranking probabilities (``rank_probabilities()``), residual deviance, excluded
     components and studies (``usage``, ``config["excluded_components"]``)."""
 
-    def relative_effects(self, ci: float = 0.95) -> pd.DataFrame:
+    @property
+    def has_phase_shift(self) -> bool:
+        return "beta_phase" in self.idata.posterior
+
+    def effect_draws(self, phase: str = "induction") -> np.ndarray:
+        """Draws (n, T) of every treatment's log-OR vs the reference (0 for the reference)
+        at ``phase``: induction (x = 0: ``d``) or maintenance (``d_k + beta_phase``,
+        needs a fit with ``phase_effect=True``)."""
+        if phase not in ("induction", "maintenance"):
+            raise ValueError(f"phase must be 'induction' or 'maintenance', not {phase!r}")
+        d = self.draws("d")
+        if phase == "maintenance":
+            if not self.has_phase_shift:
+                raise ValueError("effects at maintenance need a fit with phase_effect=True (maintenance shift beta_phase)")
+            d = d + self.draws("beta_phase")[:, None]
+        return np.concatenate([np.zeros((d.shape[0], 1)), d], axis=1)
+
+    def relative_effects(self, ci: float = 0.95, phase: str = "induction") -> pd.DataFrame:
         """log-OR and OR of every pair (row treatment vs column treatment), consistency
-        model; direct evidence count per pair."""
+        model; direct evidence count per pair. ``phase``: ``"induction"`` (default; x = 0)
+        or ``"maintenance"`` (fits with ``phase_effect=True``; those fits add a ``phase``
+        column)."""
         des: NetworkDesign = self.design
         if des.model == "ume":
             raise ValueError("relative effects of every pair need the consistency model (the UME model has one mean per observed comparison)")
         lo, hi = interval_columns(ci)
-        d = self.draws("d")
-        full = np.concatenate([np.zeros((d.shape[0], 1)), d], axis=1)
+        full = self.effect_draws(phase)
         direct = {(r["treatment"], r["versus"]): r["n_studies"] for _, r in des.comparisons.iterrows()}
         out = []
         T = des.treatments
@@ -482,14 +586,15 @@ class NetworkResult(FamilyFitResult):
                 "log_or_median": qm, f"log_or_{lo}": ql, f"log_or_{hi}": qh, "log_or_mean": x.mean(), "log_or_sd": x.std(ddof=1),
                 "or_median": np.exp(qm), f"or_{lo}": np.exp(ql), f"or_{hi}": np.exp(qh),
                 "n_direct_studies": nd, "evidence": evidence, "ci_level": ci,
+                **({"phase": phase} if self.has_phase_shift else {}),
             })
         return pd.DataFrame(out)
 
-    def rank_probabilities(self) -> pd.DataFrame:
-        """P(rank = r) per treatment (rank 1 = best in the outcome's direction) and SUCRA."""
+    def rank_probabilities(self, phase: str = "induction") -> pd.DataFrame:
+        """P(rank = r) per treatment (rank 1 = best in the outcome's direction) and SUCRA,
+        at ``phase`` (see :meth:`effect_draws`)."""
         des: NetworkDesign = self.design
-        d = self.draws("d")
-        full = np.concatenate([np.zeros((d.shape[0], 1)), d], axis=1)
+        full = self.effect_draws(phase)
         score = full if des.direction == "benefit" else -full
         ranks = (-score).argsort(axis=1).argsort(axis=1) + 1
         T = len(des.treatments)
@@ -510,18 +615,35 @@ class NetworkResult(FamilyFitResult):
     def summary(self, ci: float = 0.95, ranks: bool = False) -> pd.DataFrame:
         des: NetworkDesign = self.design
         S = SummaryRows(ci)
+        phase = self.has_phase_shift
         if des.model != "ume":
             rel = self.relative_effects(ci)
-            d = self.draws("d")
-            full = np.concatenate([np.zeros((d.shape[0], 1)), d], axis=1)
+            full = self.effect_draws("induction")
             T = des.treatments
+            at = "; at induction (maintenance indicator 0)" if phase else ""
             for (i, j) in itertools.combinations(range(len(T)), 2):
                 k, l = T[j], T[i]
                 x = full[:, j] - full[:, i]
                 r = rel[(rel["treatment"] == k) & (rel["versus"] == l)].iloc[0]
-                note = f"{r['evidence']} ({r['n_direct_studies']} direct stud{'y' if r['n_direct_studies'] == 1 else 'ies'})"
+                note = f"{r['evidence']} ({r['n_direct_studies']} direct stud{'y' if r['n_direct_studies'] == 1 else 'ies'}){at}"
                 S.add(f"log-OR: {label_of(k)} vs {label_of(l)}", f"d[{k}] - d[{l}]", x, note, comparison=f"{k} vs {l}")
                 S.add(f"OR: {label_of(k)} vs {label_of(l)}", f"exp(d[{k}] - d[{l}])", np.exp(x), note, comparison=f"{k} vs {l}")
+            if phase:
+                fm = self.effect_draws("maintenance")
+                ref = des.reference
+                for (i, j) in itertools.combinations(range(len(T)), 2):
+                    k, l = T[j], T[i]
+                    x = fm[:, j] - fm[:, i]
+                    if l == ref:  # the reference comes first in the treatment order
+                        par = f"d[{k}] + beta_phase"
+                        note = "at maintenance: the induction log-OR + beta_phase"
+                    else:
+                        par = f"d[{k}] - d[{l}]"
+                        note = "at maintenance: same as at induction (common interaction: both shifted by beta_phase)"
+                    S.add(f"log-OR at maintenance: {label_of(k)} vs {label_of(l)}", par, x, note,
+                          comparison=f"{k} vs {l} (maintenance)")
+                    S.add(f"OR at maintenance: {label_of(k)} vs {label_of(l)}", f"exp({par})", np.exp(x), note,
+                          comparison=f"{k} vs {l} (maintenance)")
         if des.extra_names:
             de = self.draws("d_extra")
             for k, nm in enumerate(des.extra_names):
@@ -530,6 +652,15 @@ class NetworkResult(FamilyFitResult):
                 what = "direct (node-split)" if nm.startswith("direct:") else "unrelated mean effect (UME)"
                 S.add(f"log-OR ({what}): {lab}", f"d_extra[{nm}]", de[:, k], what, comparison=nm)
                 S.add(f"OR ({what}): {lab}", f"exp(d_extra[{nm}])", np.exp(de[:, k]), what, comparison=nm)
+        if phase:
+            b = self.draws("beta_phase")
+            ident = "" if des.phase_identified else "PRIOR ONLY (not identified by the data): "
+            S.add("maintenance shift (log-OR ratio)", "beta_phase", b,
+                  f"{ident}common interaction (TSD3): added to every treatment's log-OR vs {label_of(des.reference)} "
+                  "in maintenance trials", comparison="phase:maintenance")
+            S.add("OR ratio maintenance / induction", "exp(beta_phase)", np.exp(b),
+                  f"{ident}ratio of each treatment's OR vs {label_of(des.reference)}, maintenance / induction",
+                  comparison="phase:maintenance")
         if "tau" in self.idata.posterior:
             S.add("tau", "tau", self.draws("tau"), "between-study SD of the log odds ratios (common to all comparisons)")
         rd = self.residual_deviance()
@@ -553,6 +684,7 @@ def fit_network(
     phases: str | Iterable[str] | None = DEFAULT,
     designs: str | Iterable[str] | None = None,
     direction: str | None = None,
+    phase_effect: bool = False,
     priors: Priors | dict | None = None,
     split: tuple[str, str] | None = None,
     draws: int = 1000,
@@ -573,7 +705,10 @@ def fit_network(
     ``reference``: the reference treatment (node), d_ref = 0. ``model``:
     ``"consistency"`` (default) or ``"ume"`` (unrelated mean effects). ``effects``:
     ``"random"`` (default) or ``"fixed"``. ``treatments``: the order of the treatments
-    (reference first; decides each study's baseline arm). ``phases``: default induction.
+    (reference first; decides each study's baseline arm). ``phases``: default induction
+    (induction and maintenance with ``phase_effect=True``). ``phase_effect``: common
+    maintenance shift ``beta_phase`` of every basic parameter vs the reference (TSD3 common
+    interaction; prior ``priors.beta_for("phase:maintenance")``, Normal(0, 1) by default).
     ``split``: internal (used by :func:`node_split`). Sampler arguments as in
     :func:`bayesln.hierarchy.fit_core`."""
     seed = check_seed(seed)
@@ -582,16 +717,19 @@ def fit_network(
     pr = coerce_priors(priors, Priors)
     mdl = "split" if split is not None else model
     design = build_network_design(data, outcome, reference=reference, treatments=treatments, model=mdl, split=split,
-                                  phases=phases, designs=designs, direction=direction)
+                                  phases=phases, designs=designs, direction=direction, phase_effect=phase_effect)
     pm_model = build_network_model(design, priors=pr, effects=effects)
     resolved = pr.model_dump(mode="json")
     resolved["tau"] = resolve_tau_prior(pr.tau, outcome).model_dump(mode="json")
+    if design.phase_effect:
+        resolved["beta_phase"] = pr.beta_for("phase:maintenance").model_dump(mode="json")
     config = {
         "model": f"network meta-analysis, arm-based {mdl} model (NICE DSU TSD2), {effects} effects",
         "family": "network",
         **design.summary_dict(),
         "effects": effects,
         "common_effect": effects == "fixed",
+        "phase_effect": bool(phase_effect),
         "designs": list(_as_names(designs)),
         "priors": resolved,
         "sampler": sampler_config(backend, used, settings, seed),
@@ -604,9 +742,12 @@ def fit_network(
          "arm_study": (("arm",), a["study"].to_numpy().astype(str))},
         coords={"arm": design.arm_ids},
     )
+    if design.phase_effect:
+        const["maintenance"] = (("arm",), a["maintenance"].to_numpy().astype(int))
+        const["phase_shift"] = (("arm",), design.phase_shift)
     idata, diag, used = sample_family(
         pm_model, design=design, config=config, seed=seed, settings=settings, backend=used, progressbar=progressbar,
-        gate=gate, loglik_rows={"y": a["study_index"].to_numpy()}, gate_vars=("mu", "d", "d_extra", "tau", "z"),
+        gate=gate, loglik_rows={"y": a["study_index"].to_numpy()}, gate_vars=("mu", "d", "d_extra", "beta_phase", "tau", "z"),
         prior_predictive=prior_predictive, prior_draws=prior_draws, posterior_predictive=posterior_predictive,
         constant_data=const, label=f"network {outcome} ({mdl})",
     )
@@ -651,8 +792,11 @@ def node_split(
     cannot be split are listed in ``.attrs["not_splittable"]`` with the reason (e.g. a
     loop formed only by a multi-arm trial); ``.attrs["consistency_status"]``."""
     lo, hi = interval_columns(ci)
-    base = build_network_design(data, outcome, reference=reference, phases=fit_kw.get("phases", DEFAULT),
-                                designs=fit_kw.get("designs"), direction=fit_kw.get("direction"))
+    with warnings.catch_warnings():  # the fits below warn about the same design
+        warnings.simplefilter("ignore", UserWarning)
+        base = build_network_design(data, outcome, reference=reference, phases=fit_kw.get("phases", DEFAULT),
+                                    designs=fit_kw.get("designs"), direction=fit_kw.get("direction"),
+                                    phase_effect=fit_kw.get("phase_effect", False))
     cand = splittable_comparisons(base.study_nodes)
     t_index = {t: k for k, t in enumerate(base.treatments)}
     cand["label"] = [f"{label_of(y)} vs {label_of(x)}" for x, y in zip(cand["x"], cand["y"])]
@@ -706,7 +850,7 @@ def node_split(
 
 #: [model] keys of ``models/*.toml`` with ``family = "network"`` (passed to fit_network;
 #: ``inconsistency`` = "none" | "node_split" | "ume" chooses the extra check)
-SPEC_MODEL_KEYS = ("reference", "model", "effects", "treatments", "inconsistency")
+SPEC_MODEL_KEYS = ("reference", "model", "effects", "treatments", "inconsistency", "phase_effect")
 
 
 def fit_network_spec(path_or_dict, data=None, **sampler_overrides):
