@@ -367,6 +367,28 @@ def location_vector(name: str, priors, dims=None):
     raise ValueError(f"{name}: {fam} is not a location prior (normal or student_t)")
 
 
+def small_cholesky(A, m: int):
+    """Lower Cholesky factor of an ``m x m`` symmetric positive-definite tensor, unrolled
+    into scalar operations (Cholesky-Banachiewicz). For the few outcomes of a joint model
+    this compiles to plain elementwise code; ``pt.linalg.cholesky`` and its gradient run
+    as Python-level ops on every gradient evaluation, which made fits with studies
+    reporting a subset of two or more outcomes ~20x slower (benchmarks/recovery_issue5.py,
+    case joint3_pairs_cal)."""
+    L = [[None] * m for _ in range(m)]
+    for j in range(m):
+        s = A[j, j]
+        for k in range(j):
+            s = s - L[j][k] ** 2
+        L[j][j] = pt.sqrt(s)
+        for i in range(j + 1, m):
+            s = A[i, j]
+            for k in range(j):
+                s = s - L[i][k] * L[j][k]
+            L[i][j] = s / L[j][j]
+    zero = pt.zeros(())
+    return pt.stack([pt.stack([L[i][k] if k <= i else zero for k in range(m)]) for i in range(m)])
+
+
 def lkj_cholesky(name: str, K: int, eta: float, dims=None):
     """Cholesky factor of an LKJ(eta) correlation matrix from its canonical partial
     correlations (CPCs). In the C-vine the K(K-1)/2 partial correlations
@@ -471,7 +493,7 @@ def build_joint_model(design: JointDesign, *, priors: Priors | dict | None = Non
             elif idx == list(range(K)):
                 eff = pt.dot(zz, L.T)
             else:
-                Ls = pt.linalg.cholesky(corr[np.ix_(idx, idx)])
+                Ls = small_cholesky(corr[np.ix_(idx, idx)], len(idx))
                 eff = pt.dot(zz, Ls.T)
             cells.append((d[idx][None, :] + tau[idx][None, :] * eff).reshape((-1,)))
             order.append(cidx.reshape(-1))
