@@ -308,7 +308,10 @@ def datapackage() -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--evidence", type=Path, default=ROOT.parent / "shared" / "evidence")
+    shared = ROOT.parent / "shared" / "evidence"
+    ap.add_argument("--evidence", type=Path,
+                    default=shared if (shared / "arms.csv").is_file() else ROOT / "validation" / "evidence",
+                    help="the extraction sheet (default ../shared/evidence, else the snapshot in validation/evidence)")
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args(argv)
     files = build(a.evidence)

@@ -32,7 +32,9 @@ import bayesln
 from bayesln.data import dataset_path
 
 REPO = Path(__file__).resolve().parents[1]
-EVIDENCE = Path(__file__).resolve().parents[2] / "shared" / "evidence"
+SHARED_EVIDENCE = Path(__file__).resolve().parents[2] / "shared" / "evidence"
+SNAPSHOT = REPO / "validation" / "evidence"  # byte-for-byte copy of the sheet (its README)
+EVIDENCE = SHARED_EVIDENCE if (SHARED_EVIDENCE / "arms.csv").is_file() else SNAPSHOT
 
 needs_sheet = pytest.mark.skipif(
     not (EVIDENCE / "arms.csv").is_file(), reason=f"extraction sheet not found at {EVIDENCE}"
@@ -449,3 +451,11 @@ def test_loader_refuses_a_declared_schema_that_is_not_the_format(dataset_copy):
     (dataset_copy / "datapackage.json").write_text(json.dumps(meta), encoding="utf-8")
     with pytest.raises(bayesln.DataValidationError, match=r"datapackage.json.*resources.trials.schema.*differs"):
         bayesln.load_dataset("tacrolimus_ln")
+
+
+@pytest.mark.skipif(not (SHARED_EVIDENCE / "arms.csv").is_file(), reason="no shared/evidence beside the repository")
+def test_snapshot_of_the_sheet_is_the_sheet():
+    """validation/evidence/ (used where shared/ is absent, e.g. CI) equals the sheet."""
+    for name, copy in (("arms.csv", "arms.csv"), ("published_pooled.csv", "published_pooled.csv"),
+                       ("sources.md", "sources.md"), ("README.md", "SHEET_README.md")):
+        assert (SNAPSHOT / copy).read_bytes() == (SHARED_EVIDENCE / name).read_bytes(), name
