@@ -413,3 +413,66 @@ def test_predictions_for_spec_none_without_targets():
 
     spec = spec_from_dict({"analysis": {"name": "x"}, "data": {"outcome": "total_response"}})
     assert predictions_for_spec(Analysis(spec=spec, data=None, result=None, contrasts=None, comparison=None)) is None
+
+
+# ----------------------------------------------------------------------------- scoring a held-out trial
+def _held_out(y_t=20, y_c=12, n=30):
+    return pd.DataFrame([
+        {"study": "new", "arm": "tac", "treatment": "tac", "regimen": "duo", "events": y_t, "n": n},
+        {"study": "new", "arm": "ivcy", "treatment": "ivcy", "regimen": "control", "events": y_c, "n": n},
+    ])
+
+
+def test_score_trial_lpd_and_pit_match_closed_forms_without_heterogeneity():
+    """tau = sigma_mu = 0 at a point posterior: the new-trial predictive of each arm is one
+    binomial (reference: scipy), the trial's lpd is the sum of the two log pmfs, and the
+    randomised PIT is F(y - 1) + u f(y) with the u of the seeded stream."""
+    from bayesln.predict.engine import stream
+
+    fit = fake_fit({"d": const(D0), "tau": const(0.0), "m": const(M0), "sigma_mu": const(0.0)})
+    held = _held_out()
+    arms, trial = score_trial(fit, held, PLAIN, seed=3, ci=0.9)
+    p_c, p_t = expit(M0), expit(M0 + D0)
+    ref_t, ref_c = stats.binom(30, p_t), stats.binom(30, p_c)
+    assert trial["lpd"] == pytest.approx(ref_t.logpmf(20) + ref_c.logpmf(12), rel=1e-9)
+    a = arms.set_index("arm")
+    assert a.loc["tac", "lpd_arm"] == pytest.approx(ref_t.logpmf(20), rel=1e-9)
+    u = stream(3, PLAIN.name, "pit").uniform(size=2)
+    assert a.loc["tac", "pit"] == pytest.approx(ref_t.cdf(19) + u[0] * ref_t.pmf(20), rel=1e-9)
+    assert a.loc["ivcy", "pit"] == pytest.approx(ref_c.cdf(11) + u[1] * ref_c.pmf(12), rel=1e-9)
+    assert (a.loc["tac", "lower"], a.loc["tac", "upper"]) == (ref_t.ppf(0.05), ref_t.ppf(0.95))
+    # arms independent here: conditioning on the control arm changes nothing
+    assert a.loc["tac", "pit_conditional"] == pytest.approx(a.loc["tac", "pit"], rel=1e-9)
+
+
+def test_score_trial_with_heterogeneity_matches_quadrature():
+    """tau, sigma_mu > 0: p_c = expit(m + sigma_mu e1), p_t = expit(m + sigma_mu e1 + d +
+    tau e2) with e1, e2 ~ N(0, 1). Reference by Gauss-Hermite quadrature (60 x 60 nodes):
+    the trial's lpd = log E[f_t(y_t) f_c(y_c)], and the TAC arm's PIT given its control arm
+    uses the predictive of y_t weighted by f_c(y_c). Tolerances: Monte Carlo over 20,000
+    posterior draws."""
+    from bayesln.predict.engine import stream
+
+    fit = fake_fit({"d": const(D0), "tau": const(TAU0), "m": const(M0), "sigma_mu": const(SMU0)})
+    y_t, y_c, n = 22, 12, 30
+    arms, trial = score_trial(fit, _held_out(y_t, y_c, n), PLAIN, seed=5, ci=0.9)
+    x, w = np.polynomial.hermite_e.hermegauss(60)
+    w = w / w.sum()
+    e1, e2 = np.meshgrid(x, x, indexing="ij")
+    ww = np.outer(w, w)
+    pc = expit(M0 + SMU0 * e1)
+    pt_ = expit(M0 + SMU0 * e1 + D0 + TAU0 * e2)
+    fc = stats.binom.pmf(y_c, n, pc)
+    ref_lpd = np.log(np.sum(ww * stats.binom.pmf(y_t, n, pt_) * fc))
+    assert trial["lpd"] == pytest.approx(ref_lpd, abs=0.02)
+    k = np.arange(n + 1)
+    cond = np.array([np.sum(ww * fc * stats.binom.pmf(j, n, pt_)) for j in k]) / np.sum(ww * fc)
+    u = stream(5, PLAIN.name, "pit").uniform(size=2)[0]
+    ref_pit = cond[:y_t].sum() + u * cond[y_t]
+    a = arms.set_index("arm")
+    assert a.loc["tac", "pit_conditional"] == pytest.approx(ref_pit, abs=0.01)
+    marg = np.array([np.sum(ww * stats.binom.pmf(j, n, pt_)) for j in k])
+    assert a.loc["tac", "pit"] == pytest.approx(marg[:y_t].sum() + u * marg[y_t], abs=0.01)
+    # conditioning on a low control count pulls the TAC arm's predictive down: the PIT of
+    # the same y_t is higher given the control arm than marginally
+    assert a.loc["tac", "pit_conditional"] > a.loc["tac", "pit"]
