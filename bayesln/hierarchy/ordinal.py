@@ -424,7 +424,8 @@ def sample_family(
                 ppc = _arviz.group(pp, "posterior_predictive")
             if prior_predictive:
                 with model:
-                    pr = pm.sample_prior_predictive(draws=prior_draws, random_seed=seed)
+                    pr = pm.sample_prior_predictive(draws=prior_draws, random_seed=seed,
+                                                    compile_kwargs={"mode": "FAST_COMPILE"})  # as fit_core
                 prior = _arviz.drop_variables(pr.prior, [v for v in pr.prior.data_vars if str(v).endswith("__")])
                 prior_pred = pr.prior_predictive
     finally:
