@@ -437,14 +437,38 @@ def predict(
     _run(body)
 
 
+def _click_exceptions():
+    """The click exception classes typer raises (typer >= 0.2x vendors click as
+    ``typer._click``; older ones use click itself)."""
+    try:
+        from typer._click import exceptions as ex
+    except ImportError:  # pragma: no cover - depends on the typer version
+        from click import exceptions as ex
+    return ex
+
+
 def main() -> None:  # console-script entry point
+    cex = _click_exceptions()
     os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
     _install_signal_handlers()
     try:
-        app()
+        rv = app(standalone_mode=False)
     except Interrupted as exc:  # outside a command body (argument parsing, imports)
         typer.echo(f"error: interrupted by {signal.Signals(exc.signum).name}", err=True)
         sys.exit(128 + exc.signum)
+    except cex.NoArgsIsHelpError as exc:  # `bayesln` / `bayesln data` alone: the help
+        exc.show()
+        sys.exit(EXIT_INPUT)
+    except cex.UsageError as exc:
+        # one paragraph like every other bad input (click would draw a box)
+        where = exc.ctx.command_path if exc.ctx is not None else "bayesln"
+        msg = " ".join(exc.format_message().split())
+        typer.echo(f"error: {where}: {msg} (see '{where} --help')", err=True)
+        sys.exit(EXIT_INPUT)
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else EXIT_OK)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -368,3 +368,21 @@ def test_failed_gate_exits_1_unless_allowed(tmp_path, runs):
     assert "diagnostics gate failed" in r.stderr
     info = json.loads((out / "total_response" / "run.json").read_text())
     assert info["status"] == "failed_gate"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["fit", "--bogus", "x.toml"], "No such option: --bogus"),
+    (["fit", "--draws", "abc", "x.toml"], "'--draws'"),
+    (["fit"], "Missing argument"),
+    (["nosuch"], "No such command 'nosuch'"),
+])
+def test_usage_errors_through_the_console_script_are_one_paragraph(tmp_path, args, needle):
+    """Errors the argument parser finds (click's, normally drawn in a box) are reported like
+    every other bad input: exit 2, one paragraph naming the command and the option."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    res = subprocess.run([str(installed_script()), *args], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr
+    assert res.stdout == ""
+    assert one_paragraph(res.stderr) and res.stderr.startswith("error: bayesln") and needle in res.stderr, res.stderr
+    assert "╭" not in res.stderr and "Traceback" not in res.stderr
