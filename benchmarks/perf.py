@@ -89,7 +89,22 @@ def machine() -> dict:
         except PackageNotFoundError:
             vers[p] = None
     return {"cpu": cpu, "cores": os.cpu_count(), "ram_gb": ram, "os": platform.platform(),
-            "python": platform.python_version(), "packages": vers, "loadavg_at_start": list(os.getloadavg())}
+            "python": platform.python_version(), "packages": vers, "loadavg_at_start": list(os.getloadavg()),
+            "cpu_probe_s_at_start": cpu_probe()}
+
+
+def cpu_probe() -> float:
+    """Seconds for a fixed single-threaded workload (pure Python + small numpy): recorded
+    with every benchmark, because this shared machine's speed drifts by up to 2x within
+    an hour (seen: warm main analysis 1.7 s, then 3.2 s an hour later, idle both times)."""
+    import numpy as np
+
+    t = time.perf_counter()
+    sum(i * i for i in range(2_000_000))
+    a = np.random.default_rng(0).standard_normal((200, 200))
+    for _ in range(20):
+        a = np.tanh(a @ a.T / 200.0)
+    return time.perf_counter() - t
 
 
 def med(xs):
@@ -709,8 +724,17 @@ def main(argv=None) -> int:
     for name in names:
         print(f"{name} ...", file=sys.stderr)
         t = time.perf_counter()
+        probe = cpu_probe()
         r = BENCHMARKS[name](args)
+        r["cpu_probe_s_before"] = probe
+        r["cpu_probe_s_after"] = cpu_probe()
         r["reps_requested"] = args.reps
+        old = res["benchmarks"].get(name)
+        if name == "main" and old:  # keep the earlier runs' medians: the machine's speed drifts
+            hist = res.setdefault("history", {}).setdefault(name, [])
+            hist.append({"date": old.get("date"), "cpu_probe_s_before": old.get("cpu_probe_s_before"),
+                         **{k: old.get(k, {}).get("median_s") for k in
+                            ("cold_empty_caches", "fresh_process_warm_disk_cache", "warm_in_process")}})
         r["quick"] = bool(args.quick)
         r["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         r["loadavg_after"] = list(os.getloadavg())
