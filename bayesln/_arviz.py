@@ -21,6 +21,13 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)
     import arviz as az
 
+# ArviZ jit-compiles its variance / KDE / histogram helpers with Numba when Numba is
+# installed (it is: nutpie and PyTensor need it). Most of those helpers are not cached on
+# disk, so every new process compiled them again on its first trace plot or ESS (~1-2 s;
+# ~9 s on a machine with empty Numba caches, measured with pyinstrument on `bayesln fit`),
+# for arrays of a few thousand draws where NumPy is as fast. Same results (to rounding).
+az.Numba.disable_numba()
+
 InferenceData = az.InferenceData
 
 __all__ = [

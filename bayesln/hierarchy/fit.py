@@ -218,9 +218,22 @@ def fit_core(
     }
     compiled = None
     if used == "nutpie":
-        compiled = cached_nutpie_model(
-            model, design, key=(common_effect, parameterization, baseline_parameterization, json.dumps(resolved, sort_keys=True))
-        )
+        key = (common_effect, parameterization, baseline_parameterization, json.dumps(resolved, sort_keys=True))
+        fast = None
+        from bayesln.hierarchy import fastcore  # imports Numba and loads the cached kernel
+
+        if fastcore.enabled() and fastcore.supports(design, priors):
+            tau_prior = resolve_tau_prior(priors.tau, outcome)
+
+            def fast():
+                return fastcore.compile_fast_core(
+                    model, design, priors, tau_prior, common_effect=common_effect,
+                    parameterization=parameterization, baseline_parameterization=baseline_parameterization,
+                )
+
+            key = key + ("fastcore",)
+        compiled = cached_nutpie_model(model, design, key=key, compile=fast)
+        config["sampler"]["log_density"] = "bayesln fastcore kernel (Numba, cached)" if fast else "PyTensor (Numba)"
     posterior, stats, used = sample_model(
         model, settings=settings, seed=seed, backend=used, progressbar=progressbar, compiled=compiled
     )

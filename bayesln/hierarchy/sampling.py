@@ -307,18 +307,23 @@ def _relabel(compiled, design):
     return out
 
 
-def cached_nutpie_model(model: pm.Model, design, key: tuple = ()):
+def cached_nutpie_model(model: pm.Model, design, key: tuple = (), compile=None):
     """A compiled nutpie model for ``model``, reusing one compiled earlier in this
     process for a model of the same structure (see :func:`_structure_key`; ``key`` adds
     the priors and options); the data are swapped with ``with_data`` and the coordinate
     labels replaced. ``model`` may be a function returning the model (called only when
-    nothing is cached). Counts compiles and hits in :func:`compile_stats`."""
+    nothing is cached); ``compile`` (a function of no arguments) replaces
+    :func:`compile_nutpie` (the core model's cached kernel, :mod:`bayesln.hierarchy.fastcore`).
+    Counts compiles and hits in :func:`compile_stats`."""
     full_key = (_structure_key(design), key)
     compiled = _COMPILED.get(full_key)
     if compiled is None:
-        if not isinstance(model, pm.Model) and callable(model):
-            model = model()
-        compiled = compile_nutpie(model)
+        if compile is not None:
+            compiled = compile()
+        else:
+            if not isinstance(model, pm.Model) and callable(model):
+                model = model()
+            compiled = compile_nutpie(model)
         _STATS["compiles"] += 1
         if len(_COMPILED) >= _COMPILED_MAX:
             _COMPILED.pop(next(iter(_COMPILED)))
