@@ -264,3 +264,17 @@ def test_posterior_matches_the_pytensor_route(data, monkeypatch, kw):
         se = np.sqrt(az.mcse(a.to_dataset())[v].values ** 2 + az.mcse(b.to_dataset())[v].values ** 2)
         diff = np.abs(a.mean(("chain", "draw")).values - b.mean(("chain", "draw")).values)
         assert np.all(diff < 4 * se), (v, diff, se)
+
+
+@pytest.mark.filterwarnings("ignore:.*diagnostics gate failed")
+def test_a_kernel_that_cannot_load_falls_back_to_pytensor(data, monkeypatch):
+    import sys
+
+    import bayesln.hierarchy as hierarchy
+
+    monkeypatch.delattr(hierarchy, "fastcore")
+    monkeypatch.setitem(sys.modules, "bayesln.hierarchy.fastcore", None)  # import raises ImportError
+    with pytest.warns(RuntimeWarning, match="kernel could not be loaded"):
+        res = _fit(data, 2)
+    assert res.config["sampler"]["log_density"] == "PyTensor (Numba)"
+    assert res.idata.posterior["d"].shape == (2, 600)

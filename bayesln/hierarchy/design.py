@@ -344,8 +344,11 @@ def build_design(
     studies = list(dict.fromkeys(tab["study"]))
     usage: dict[str, dict] = {}
     struct_ok: dict[str, bool] = {}
+    # one pass over the table (a boolean filter per study was quadratic in the number of
+    # studies: 6 s of design building at 1,000 trials, benchmarks/perf.py "scaling")
+    by_study = dict(tuple(tab.groupby("study", sort=False)))
     for s in studies:
-        sub = tab[tab["study"] == s]
+        sub = by_study[s]
         nt, nc = int(sub["treated"].sum()), int((~sub["treated"]).sum())
         labels_s: list[str] = []
         ok = True
@@ -424,7 +427,8 @@ def build_design(
 
     # ------------------------------------------------------------------ covariate values
     in_model = [s for s in studies if struct_ok[s]]
-    has_treated = {s: bool(tab.loc[tab["study"] == s, "treated"].any()) for s in studies}
+    any_treated = tab.groupby("study", sort=False)["treated"].any()
+    has_treated = {s: bool(any_treated[s]) for s in studies}
     missing: dict[str, list[str]] = {}
     study_vals: dict[str, pd.Series] = {}
     for cov in dict.fromkeys(effect_modifiers + baseline_covariates):
@@ -468,7 +472,8 @@ def build_design(
     study_index = {s: i for i, s in enumerate(in_model)}
     arm_study = arms["study"].map(study_index).to_numpy(dtype=np.int64)
     treated = arms["treated"].to_numpy(dtype=np.int64)
-    contrast_studies = [s for s in in_model if has_treated[s] and not arms.loc[arms["study"] == s, "treated"].all()]
+    all_treated = arms.groupby("study", sort=False)["treated"].all()
+    contrast_studies = [s for s in in_model if has_treated[s] and not bool(all_treated[s])]
     if not contrast_studies:
         msg = f"no included study compares {'/'.join(treat)} with a control arm: d is informed only through the exchangeable baselines"
         if warn:
@@ -545,24 +550,23 @@ def build_design(
 
     # ------------------------------------------------------------------ tables
     arms = arms.assign(arm_index=np.arange(len(arms)), study_index=arm_study)
-    contrasts = []
-    for s in contrast_studies:
-        sub = arms[arms["study"] == s]
-        for _, t in sub[sub["treated"].astype(bool)].iterrows():
-            for _, c in sub[~sub["treated"].astype(bool)].iterrows():
-                contrasts.append(
-                    {
-                        "study": s, "treated_arm": t["arm"], "control_arm": c["arm"],
-                        "control_treatment": c["treatment"],
-                        "events_t": int(t["events"]), "n_t": int(t["n"]),
-                        "events_c": int(c["events"]), "n_c": int(c["n"]),
-                        "t_index": int(t["arm_index"]), "c_index": int(c["arm_index"]),
-                    }
-                )
-    contrasts_df = pd.DataFrame(
-        contrasts,
-        columns=["study", "treated_arm", "control_arm", "control_treatment", "events_t", "n_t", "events_c", "n_c", "t_index", "c_index"],
-    )
+    # every treated x control arm pair of each contrast study, in study order, then
+    # treated-arm order, then control-arm order (a merge, not a filter per study)
+    cols = ["study", "arm", "treatment", "events", "n", "arm_index"]
+    in_c = arms["study"].isin(contrast_studies)
+    tmask = arms["treated"].astype(bool).to_numpy()
+    tt = pd.DataFrame({c: arms.loc[in_c & tmask, c].to_numpy() for c in cols})  # plain frames: no attrs
+    cc = pd.DataFrame({c: arms.loc[in_c & ~tmask, c].to_numpy() for c in cols})
+    pairs = tt.merge(cc, on="study", suffixes=("_t", "_c"))
+    pos = {st: i for i, st in enumerate(contrast_studies)}
+    pairs = pairs.assign(_pos=pairs["study"].map(pos)).sort_values(["_pos", "arm_index_t", "arm_index_c"], kind="stable")
+    contrasts_df = pd.DataFrame({
+        "study": pairs["study"].to_numpy(dtype=object), "treated_arm": pairs["arm_t"].to_numpy(dtype=object),
+        "control_arm": pairs["arm_c"].to_numpy(dtype=object), "control_treatment": pairs["treatment_c"].to_numpy(dtype=object),
+        "events_t": pairs["events_t"].to_numpy(dtype=np.int64), "n_t": pairs["n_t"].to_numpy(dtype=np.int64),
+        "events_c": pairs["events_c"].to_numpy(dtype=np.int64), "n_c": pairs["n_c"].to_numpy(dtype=np.int64),
+        "t_index": pairs["arm_index_t"].to_numpy(dtype=np.int64), "c_index": pairs["arm_index_c"].to_numpy(dtype=np.int64),
+    })
     if "comparator" in effect_modifiers:
         for s in in_model:
             u = usage[s]["usage"]

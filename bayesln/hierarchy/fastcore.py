@@ -163,7 +163,7 @@ def _scale_lp(u, o, y):
     return t, lp + y, dt * t + 1.0, t
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath={"contract", "arcp", "reassoc"})
 def _core(x, u, g, out):
     """Log density at x; writes the gradient into g (when g.size) and the expanded trace
     values into out (when out.size)."""
@@ -283,11 +283,13 @@ def _core(x, u, g, out):
         for j in range(P):
             eta += u[ox + a * P + j] * x[xbeta + j]
         k, n = u[oev + a], u[on + a]
-        lp += u[oc + a] + k * eta - n * _softplus(eta)
+        # softplus(eta) and inv_logit(eta) from one exp, without branches
+        z = math.exp(-abs(eta))
+        lp += u[oc + a] + k * eta - n * (max(eta, 0.0) + math.log1p(z))
         if nexp:
             out[eoff + a] = eta
         if grad:
-            ge = k - n * _sigmoid(eta)
+            ge = k - n * ((1.0 if eta >= 0 else z) / (1.0 + z))
             gmu[s] += ge
             gdelta[s] += t * ge
             for j in range(P):

@@ -118,6 +118,20 @@ def _sample_prior_predictive(model: pm.Model, draws: int, seed: int) -> tuple[xr
     return prior, pp.prior_predictive
 
 
+def _fastcore():
+    """The core-model kernel module (importing it loads the kernel from Numba's disk
+    cache, or compiles it there), or None when it cannot be loaded: e.g. no writable
+    cache location (the package folder and ``NUMBA_CACHE_DIR`` / the user cache both
+    read-only); then PyTensor generates the model's code, as for the other families."""
+    try:
+        from bayesln.hierarchy import fastcore
+    except Exception as exc:  # noqa: BLE001 - any failure here only costs speed
+        warnings.warn(f"bayesln: the core-model kernel could not be loaded ({exc}); using PyTensor's code",
+                      RuntimeWarning, stacklevel=3)
+        return None
+    return fastcore
+
+
 def fit_core(
     data,
     outcome: str,
@@ -220,9 +234,8 @@ def fit_core(
     if used == "nutpie":
         key = (common_effect, parameterization, baseline_parameterization, json.dumps(resolved, sort_keys=True))
         fast = None
-        from bayesln.hierarchy import fastcore  # imports Numba and loads the cached kernel
-
-        if fastcore.enabled() and fastcore.supports(design, priors):
+        fastcore = _fastcore()
+        if fastcore is not None and fastcore.enabled() and fastcore.supports(design, priors):
             tau_prior = resolve_tau_prior(priors.tau, outcome)
 
             def fast():

@@ -4,6 +4,11 @@ and the same backend give the same draws.
 
 Compile caching (measured in benchmarks/perf.py -> benchmarks/results/perf.json):
 
+* the core model (``fit_core``) does not go through PyTensor's code generation with nutpie:
+  its log density is one hand-written Numba kernel (:mod:`bayesln.hierarchy.fastcore`)
+  that Numba caches on disk, compiled once per machine and shared by every core model;
+  what follows applies to the PyTensor route (the joint, ordinal and network families,
+  and the core model with ``BAYESLN_FAST_KERNEL=0``);
 * in a process, :func:`cached_nutpie_model` keeps compiled nutpie models by model
   structure (:func:`_structure_key`); a refit of the same structure (held-out study,
   leave-one-trial-out on two-arm trials, SBC and calibration datasets) swaps the data with
