@@ -230,6 +230,9 @@ def fit(
     """Fit a spec and write an atomic run folder (idata.nc, summary, diagnostics, comparison, figures)."""
 
     def body():
+        from bayesln import _kernelwarm
+
+        _kernelwarm.start()  # a machine's first fit: compile the core kernel on the other core meanwhile
         from bayesln.analysis import run_analysis, save_analysis
         from bayesln.data import ContrastError, DataValidationError
         from bayesln.runs import RunError, run_path

@@ -124,6 +124,9 @@ def _fastcore():
     cache location (the package folder and ``NUMBA_CACHE_DIR`` / the user cache both
     read-only); then PyTensor generates the model's code, as for the other families."""
     try:
+        from bayesln import _kernelwarm
+
+        _kernelwarm.wait()  # a compile started by the command line: load its cache instead
         from bayesln.hierarchy import fastcore
     except Exception as exc:  # noqa: BLE001 - any failure here only costs speed
         warnings.warn(f"bayesln: the core-model kernel could not be loaded ({exc}); using PyTensor's code",
