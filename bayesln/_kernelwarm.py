@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["start", "wait"]
+__all__ = ["cached", "off", "start", "wait"]
 
 SOURCE = Path(__file__).resolve().parent / "hierarchy" / "fastcore.py"
 #: the last function of the kernel module Numba caches (see fastcore.py)
@@ -33,7 +33,8 @@ _CHILD = (
 _proc: subprocess.Popen | None = None
 
 
-def _off() -> bool:
+def off() -> bool:
+    """True when ``BAYESLN_FAST_KERNEL`` (0 / false / no / off) switches the kernel off."""
     return os.environ.get("BAYESLN_FAST_KERNEL", "1") in ("0", "false", "no", "off")
 
 
@@ -54,7 +55,7 @@ def cached() -> bool:
 def start() -> bool:
     """Start compiling the kernel in a child process unless it is cached; True if started."""
     global _proc
-    if _proc is not None or _off() or not SOURCE.exists() or cached():
+    if _proc is not None or off() or not SOURCE.exists() or cached():
         return False
     try:
         _proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(SOURCE)], stdin=subprocess.DEVNULL,

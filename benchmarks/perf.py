@@ -244,9 +244,6 @@ def child_compile(params: dict) -> None:
     kernel_load = time.perf_counter() - t
     fastcore.compile_fast_core(model, design, Priors(), resolve_tau_prior(Priors().tau, "total_response"))
     fast = time.perf_counter() - t
-    if params.get("fast_only"):
-        emit({"import_s": t_import, "fastcore_s": fast, "fastcore_kernel_load_s": kernel_load})
-        return
     t = time.perf_counter()
     compile_nutpie(model)
     first = time.perf_counter() - t

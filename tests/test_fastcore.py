@@ -103,6 +103,16 @@ def _scale_from_unconstrained(prior, name, pt):
     return t, lp + y
 
 
+def _hierarchical(centered, pt, name, raw_name, loc, scale):
+    """Values ~ N(loc, scale), sampled directly (centred) or as loc + scale * N(0, 1) raw
+    values: (values, their log density)."""
+    if centered:
+        v = pt[name]
+        return v, stats.norm(loc, scale).logpdf(v).sum()
+    raw = pt[raw_name]
+    return loc + scale * raw, stats.norm().logpdf(raw).sum()
+
+
 def scipy_logp(x, design, priors, tau_prior, kw, lay):
     """The core model's log density at the unconstrained point x, from scipy.stats."""
     pt = _split(x, lay)
@@ -121,13 +131,8 @@ def scipy_logp(x, design, priors, tau_prior, kw, lay):
             g = pt["gamma"]
             lp += sum(_loc_logpdf(priors.gamma_for(c), g[j]) for j, c in enumerate(design.baseline_names))
             loc = loc + design.Z_baseline @ g
-        if kw["baseline_parameterization"] == "centered":
-            mu = pt["mu"]
-            lp += stats.norm(loc, sig).logpdf(mu).sum()
-        else:
-            raw = pt["mu_raw"]
-            lp += stats.norm().logpdf(raw).sum()
-            mu = loc + sig * raw
+        mu, lpm = _hierarchical(kw["baseline_parameterization"] == "centered", pt, "mu", "mu_raw", loc, sig)
+        lp += lpm
     d = float(pt["d"])
     lp += _loc_logpdf(priors.d, d)
     if kw["common_effect"]:
@@ -135,13 +140,8 @@ def scipy_logp(x, design, priors, tau_prior, kw, lay):
     else:
         tau, lpt = _scale_from_unconstrained(tau_prior, "tau", pt)
         lp += lpt
-        if kw["parameterization"] == "centered":
-            delta = pt["delta"]
-            lp += stats.norm(d, tau).logpdf(delta).sum()
-        else:
-            z = pt["z"]
-            lp += stats.norm().logpdf(z).sum()
-            delta = d + tau * z
+        delta, lpd = _hierarchical(kw["parameterization"] == "centered", pt, "delta", "z", d, tau)
+        lp += lpd
     eta = mu[design.arm_study] + design.treated * delta[design.arm_study]
     if design.effect_names:
         b = pt["beta"]

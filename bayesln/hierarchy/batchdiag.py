@@ -172,59 +172,6 @@ def _check(x) -> np.ndarray:
 
 
 @_blocked
-def rhat_rank(x) -> np.ndarray:
-    """max(bulk, tail) rank-normalised split R-hat per parameter; NaN with fewer than
-    2 chains or 4 draws, or NaN draws."""
-    x = _check(x)
-    out = np.full(x.shape[2], np.nan)
-    if x.shape[0] < 2 or x.shape[1] < 4:
-        return out
-    ok = ~np.isnan(x).any(axis=(0, 1))
-    if not ok.any():
-        return out
-    sp = _split(x[:, :, ok])
-    bulk = _rhat(_z_scale(sp))
-    folded = np.abs(sp - np.median(sp.reshape(-1, sp.shape[2]), axis=0))
-    tail = _rhat(_z_scale(folded))
-    out[ok] = np.maximum(bulk, tail)
-    return out
-
-
-@_blocked
-def ess_bulk(x) -> np.ndarray:
-    """Bulk ESS (split, rank-normalised) per parameter."""
-    x = _check(x)
-    out = np.full(x.shape[2], np.nan)
-    if x.shape[1] < 4:
-        return out
-    ok = ~np.isnan(x).any(axis=(0, 1))
-    if ok.any():
-        out[ok] = _ess(_z_scale(_split(x[:, :, ok])))
-    return out
-
-
-@_blocked
-def ess_tail(x, prob=(0.05, 0.95)) -> np.ndarray:
-    """Tail ESS: the smaller ESS of the indicators x <= q05 and x <= q95 (quantiles of
-    each parameter's draws, R's type 7)."""
-    x = _check(x)
-    out = np.full(x.shape[2], np.nan)
-    if x.shape[1] < 4:
-        return out
-    ok = ~np.isnan(x).any(axis=(0, 1))
-    if not ok.any():
-        return out
-    y = x[:, :, ok]
-    flat = y.reshape(-1, y.shape[2])
-    res = []
-    for p in prob:
-        q = np.quantile(flat, p, axis=0, method="linear")
-        res.append(_ess(_split((y <= q).astype(float))))
-    out[ok] = np.minimum(*res)
-    return out
-
-
-@_blocked
 def _diagnostics(x) -> np.ndarray:
     out = np.full((3, x.shape[2]), np.nan)
     if x.shape[1] < 4:
@@ -250,3 +197,20 @@ def diagnostics(x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     split and rank-normalised draws computed once for all three."""
     out = _diagnostics(x)
     return out[:, 0], out[:, 1], out[:, 2]
+
+
+def rhat_rank(x) -> np.ndarray:
+    """max(bulk, tail) rank-normalised split R-hat per parameter; NaN with fewer than
+    2 chains or 4 draws, or NaN draws."""
+    return diagnostics(x)[0]
+
+
+def ess_bulk(x) -> np.ndarray:
+    """Bulk ESS (split, rank-normalised) per parameter."""
+    return diagnostics(x)[1]
+
+
+def ess_tail(x) -> np.ndarray:
+    """Tail ESS: the smaller ESS of the indicators x <= q05 and x <= q95 (quantiles of
+    each parameter's draws, R's type 7)."""
+    return diagnostics(x)[2]

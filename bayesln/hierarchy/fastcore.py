@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from dataclasses import dataclass
 
 import numba
@@ -93,9 +92,7 @@ def _scale_value_name(name: str, prior) -> str:
 def _scale_start(prior) -> float:
     """Unconstrained start of a scale parameter (before jitter)."""
     p = prior.params
-    if prior.dist in ("half_normal", "half_cauchy"):
-        return math.log(p["scale"])
-    if prior.dist == "half_student_t":
+    if prior.dist in ("half_normal", "half_cauchy", "half_student_t"):
         return math.log(p["scale"])
     if prior.dist == "exponential":
         return -math.log(p["rate"])
@@ -378,7 +375,10 @@ def _expand_cfunc(dim, n_expanded, x_, out_, user_):
 
 # ---------------------------------------------------------------------------- Python side
 def enabled() -> bool:
-    return os.environ.get("BAYESLN_FAST_KERNEL", "1") not in ("0", "false", "no", "off")
+    """False when ``BAYESLN_FAST_KERNEL`` switches the kernel off."""
+    from bayesln import _kernelwarm
+
+    return not _kernelwarm.off()
 
 
 def supports(design, priors) -> bool:
@@ -401,10 +401,29 @@ class _Layout:
     start: np.ndarray  # initial point before jitter
 
 
-def _pack(design, priors, tau_prior, *, common_effect, parameterization, baseline_parameterization,
-          events=None, n=None, const=None, X=None, Z=None):
-    """The float64 user-data array and the parameter / trace layout."""
+def _shared_data(design, events=None, n=None, X=None, Z=None, const=None) -> dict[str, np.ndarray]:
+    """The data a refit may swap (nutpie's ``with_data`` names, as the PyTensor route's
+    containers): counts, their log binomial coefficients (computed from the counts unless
+    given), covariates; read-only arrays."""
     from bayesln.hierarchy.model import binomial_log_coefficient
+
+    ev = np.array(design.events if events is None else events, dtype=float)
+    nn = np.array(design.n if n is None else n, dtype=float)
+    const = binomial_log_coefficient(ev, nn) if const is None else np.array(const, dtype=float)
+    shared = {"events_data": ev, "n_data": nn, "binom_const": const}
+    if design.effect_names:
+        shared["X_effect"] = np.array(design.X_effect if X is None else X, dtype=float)
+    if design.baseline_names:
+        shared["Z_baseline"] = np.array(design.Z_baseline if Z is None else Z, dtype=float)
+    for v in shared.values():
+        v.flags.writeable = False
+    return shared
+
+
+def _pack(design, priors, tau_prior, *, common_effect, parameterization, baseline_parameterization,
+          events=None, n=None, X=None, Z=None, const=None):
+    """The float64 user-data array and the parameter / trace layout (data from
+    ``design`` unless given)."""
     from bayesln.hierarchy.priors import half_normal
 
     A, S = design.n_arms, design.n_studies
@@ -412,39 +431,39 @@ def _pack(design, priors, tau_prior, *, common_effect, parameterization, baselin
     exch = design.baseline != "independent"
     cdelta = parameterization == "centered"
     cmu = baseline_parameterization == "centered"
-    events = np.asarray(design.events if events is None else events, dtype=float)
-    n = np.asarray(design.n if n is None else n, dtype=float)
-    const = binomial_log_coefficient(events, n) if const is None else np.asarray(const, dtype=float)
-    X = np.asarray(design.X_effect if X is None else X, dtype=float).reshape(A, P)
-    Z = np.asarray(design.Z_baseline if Z is None else Z, dtype=float).reshape(S, Q)
+    shared = _shared_data(design, events, n, X, Z, const)
+    events, n, const = shared["events_data"], shared["n_data"], shared["binom_const"]
+    X = shared.get("X_effect", np.zeros((A, 0))).reshape(A, P)
+    Z = shared.get("Z_baseline", np.zeros((S, 0))).reshape(S, Q)
 
     # parameters (unconstrained), in this order; PyMC's value-variable names
     names, shapes, start = [], [], []
     off = {}
 
-    def add(key, name, size, shape, init):
-        off[key] = sum(int(np.prod(s)) for s in shapes)
+    def add(key, name, shape, inits):
+        """A parameter block at the next offset; ``inits`` one start value per element."""
+        off[key] = len(start)
         names.append(name)
         shapes.append(shape)
-        start.extend([init] * size)
+        start.extend(inits)
+
+    def loc(prior):
+        return prior.params.get("mu", 0.0)
 
     if not exch:
-        add("mu", "mu", S, (S,), priors.baseline.params.get("mu", 0.0))
+        add("mu", "mu", (S,), [loc(priors.baseline)] * S)
     else:
-        add("m", "m", 1, (), priors.m.params.get("mu", 0.0))
-        add("sig", _scale_value_name("sigma_mu", priors.sigma_mu), 1, (), _scale_start(priors.sigma_mu))
+        add("m", "m", (), [loc(priors.m)])
+        add("sig", _scale_value_name("sigma_mu", priors.sigma_mu), (), [_scale_start(priors.sigma_mu)])
         if Q:
-            start_g = [priors.gamma_for(c).params.get("mu", 0.0) for c in design.baseline_names]
-            add("gam", "gamma", 0, (Q,), 0.0)
-            start.extend(start_g)
-        add("mu", "mu" if cmu else "mu_raw", S, (S,), priors.m.params.get("mu", 0.0) if cmu else 0.0)
-    add("d", "d", 1, (), priors.d.params.get("mu", 0.0))
+            add("gam", "gamma", (Q,), [loc(priors.gamma_for(c)) for c in design.baseline_names])
+        add("mu", "mu" if cmu else "mu_raw", (S,), [loc(priors.m) if cmu else 0.0] * S)
+    add("d", "d", (), [loc(priors.d)])
     if not common_effect:
-        add("tau", _scale_value_name("tau", tau_prior), 1, (), _scale_start(tau_prior))
-        add("z", "delta" if cdelta else "z", S, (S,), priors.d.params.get("mu", 0.0) if cdelta else 0.0)
+        add("tau", _scale_value_name("tau", tau_prior), (), [_scale_start(tau_prior)])
+        add("z", "delta" if cdelta else "z", (S,), [loc(priors.d) if cdelta else 0.0] * S)
     if P:
-        add("beta", "beta", 0, (P,), 0.0)
-        start.extend([priors.beta_for(c).params.get("mu", 0.0) for c in design.effect_names])
+        add("beta", "beta", (P,), [loc(priors.beta_for(c)) for c in design.effect_names])
     n_dim = len(start)
     # trace values after the parameters (PyMC's remaining unobserved variables)
     if not common_effect:
@@ -518,25 +537,20 @@ def _nutpie_class():
             unknown = set(updates) - set(self.shared_data)
             if unknown:
                 raise KeyError(f"Unknown shared variable: {sorted(unknown)}")
-            shared = {**self.shared_data}
             for k, v in updates.items():
-                old = shared[k]
-                v = np.array(v, dtype=old.dtype, copy=True)
-                if v.shape != old.shape:
-                    raise ValueError(f"{k}: new data have shape {v.shape}, the compiled model {old.shape}")
-                v.flags.writeable = False
-                shared[k] = v
+                if np.shape(v) != self.shared_data[k].shape:
+                    raise ValueError(f"{k}: new data have shape {np.shape(v)}, the compiled model "
+                                     f"{self.shared_data[k].shape}")
+            data = {k: updates.get(k, v) for k, v in self.shared_data.items()}
             if "events_data" in updates and "binom_const" not in updates:
-                from bayesln.hierarchy.model import binomial_log_coefficient
-
-                shared["binom_const"] = binomial_log_coefficient(shared["events_data"], shared["n_data"])
-            args = self.pack_args
-            u, _ = _pack(args["design"], args["priors"], args["tau_prior"], common_effect=args["common_effect"],
-                         parameterization=args["parameterization"],
-                         baseline_parameterization=args["baseline_parameterization"],
-                         events=shared["events_data"], n=shared["n_data"], const=shared["binom_const"],
-                         X=shared.get("X_effect"), Z=shared.get("Z_baseline"))
-            return dataclasses.replace(self, shared_data=shared, user_data=u)
+                data["binom_const"] = None  # recomputed from the new counts
+            a = self.pack_args
+            new = dict(events=data["events_data"], n=data["n_data"], X=data.get("X_effect"), Z=data.get("Z_baseline"),
+                       const=data["binom_const"])
+            u, _ = _pack(a["design"], a["priors"], a["tau_prior"], common_effect=a["common_effect"],
+                         parameterization=a["parameterization"], baseline_parameterization=a["baseline_parameterization"],
+                         **new)
+            return dataclasses.replace(self, shared_data=_shared_data(a["design"], **new), user_data=u)
 
     return FastCoreModel
 
@@ -578,16 +592,6 @@ def compile_fast_core(model, design, priors, tau_prior, *, common_effect=False, 
     dims = {k: tuple(v) for k, v in model.named_vars_to_dims.items()}
     dims.setdefault("z", ("study",))
     dims.setdefault("mu_raw", ("study",))
-    shared = {"events_data": np.asarray(design.events, float), "n_data": np.asarray(design.n, float)}
-    from bayesln.hierarchy.model import binomial_log_coefficient
-
-    shared["binom_const"] = binomial_log_coefficient(design.events, design.n)
-    if design.effect_names:
-        shared["X_effect"] = np.asarray(design.X_effect, float)
-    if design.baseline_names:
-        shared["Z_baseline"] = np.asarray(design.Z_baseline, float)
-    for v in shared.values():
-        v.flags.writeable = False
     return _CLASS(
         dims=dims,
         _n_dim=lay.n_dim,
@@ -596,7 +600,7 @@ def compile_fast_core(model, design, priors, tau_prior, *, common_effect=False, 
         compiled_logp_func=_logp_cfunc,
         compiled_expand_func=_expand_cfunc,
         initial_point_func=initial_point,
-        shared_data=shared,
+        shared_data=_shared_data(design),
         user_data=u,
         n_expanded=lay.n_expanded,
         shape_info=(lay.names, slices, lay.shapes),
