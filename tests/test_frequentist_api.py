@@ -271,6 +271,24 @@ def test_mh_pairs_follow_metafor_semantics():
     assert same.beta == pytest.approx(fit.beta, rel=1e-12)
 
 
+@pytest.mark.parametrize(("measure", "cells"), [
+    # closed form, one study: RD (Sato) variance numerator
+    #   beta*(c(n1/N)^2 - a(n2/N)^2 + (n1/N)(n2/N)(n2-n1)/2) + (a(n2-c)/N + c(n1-a)/N)/2
+    #   = 1*(0 - 5/36 - 10/36) + (5/6)/2 = 0 for 5/5 vs 0/1
+    ("RD", (5, 5, 0, 1)), ("RD", (0, 1, 5, 5)),
+    # RR (Greenland-Robins) numerator n1 n2 (a+c)/N^2 - a c/N = 3*7*10/100 - 21/10 = 0 for 3/3 vs 7/7
+    ("RR", (3, 3, 7, 7)), ("RR", (7, 7, 3, 3)),
+])
+def test_mh_variance_that_is_exactly_zero_is_zero_either_way_round(measure, cells):
+    # found by hypothesis (test_swapping_arms_inverts_the_effect[RD-mh]): the variance is a
+    # cancellation of O(1) terms, and rounding left +-1e-17, i.e. se 0 one way round and 9e-9 (or NaN)
+    # the other. Exact arithmetic says 0 both ways.
+    a, n1, c, n2 = cells
+    fit = mantel_haenszel([a], [n1], [c], [n2], measure)
+    assert fit.se == 0.0
+    assert abs(fit.beta) == pytest.approx(1.0 if measure == "RD" else 0.0, abs=1e-12)
+
+
 # ---------------------------------------------------------------------------------------
 # forest plot
 # ---------------------------------------------------------------------------------------

@@ -462,6 +462,23 @@ def _pair(x, second):
     return x, second
 
 
+def _difference(pos, neg):
+    """``pos - neg`` for two non-negative sums whose difference is a variance (>= 0 in exact arithmetic).
+
+    Where the two agree to rounding (relative ``64 eps``) the variance is exactly 0 — e.g. the MH RD
+    variance of one study 5/5 vs 0/1 is ``-15/36 + 15/36`` — and the subtraction would leave
+    ``+-1e-17`` whose square root (``1e-8``, or NaN) depends on the order of the arms. Return 0 there.
+    """
+    diff = pos - neg
+    tiny = np.abs(diff) <= 64 * np.finfo(float).eps * (np.abs(pos) + np.abs(neg))
+    return np.where(tiny, 0.0, diff)
+
+
+def _signed(x, y):
+    """Split ``x + y`` (x of either sign, y >= 0) into ``(pos, neg)`` for :func:`_difference`."""
+    return y + np.maximum(x, 0), np.maximum(-x, 0)
+
+
 def mh_estimate_arrays(a, b, c, d, measure: str):
     """MH estimate and SE from (corrected) cell arrays (last axis = studies, NaN ignored).
 
@@ -479,7 +496,7 @@ def mh_estimate_arrays(a, b, c, d, measure: str):
             sv = s(c * (n1 / n))
             ok = (s(a) != 0) & (s(c) != 0)
             beta = np.log(r / sv)
-            se = np.sqrt(s((n1 / n) * (n2 / n) * (a + c) - (a / n) * c) / (r * sv))
+            se = np.sqrt(_difference(s((n1 / n) * (n2 / n) * (a + c)), s((a / n) * c)) / (r * sv))
         elif measure == "OR":
             pi_, qi = a / n + d / n, b / n + c / n
             ri, si = (a / n) * d, (b / n) * c
@@ -490,8 +507,8 @@ def mh_estimate_arrays(a, b, c, d, measure: str):
         elif measure == "RD":
             denom = s(n1 * (n2 / n))
             beta = s(a * (n2 / n) - c * (n1 / n)) / denom
-            se = np.sqrt((beta * s(c * (n1 / n) ** 2 - a * (n2 / n) ** 2 + (n1 / n) * (n2 / n) * (n2 - n1) / 2)
-                          + s(a * (n2 - c) / n + c * (n1 - a) / n) / 2) / denom**2)
+            inner = s(c * (n1 / n) ** 2 - a * (n2 / n) ** 2 + (n1 / n) * (n2 / n) * (n2 - n1) / 2)
+            se = np.sqrt(_difference(*_signed(beta * inner, s(a * (n2 - c) / n + c * (n1 - a) / n) / 2)) / denom**2)
             ok = np.isfinite(beta) & (s(a + c) > 0) & (s(b + d) > 0)
         else:
             raise FrequentistInputError(f"Mantel-Haenszel needs RR, OR or RD, got {measure!r}")
