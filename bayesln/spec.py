@@ -172,7 +172,7 @@ class SamplerSection(_Section):
     draws: int = Field(1000, ge=1, le=1_000_000)
     tune: int = Field(1000, ge=0, le=1_000_000)
     chains: int = Field(4, ge=1, le=64)
-    target_accept: float = Field(0.95, gt=0.5, lt=1.0)
+    target_accept: float = Field(0.99, gt=0.5, lt=1.0)
     backend: Literal["auto", "nutpie", "pymc", "numpyro"] = "auto"
     seed: int = Field(20261122, ge=0, le=2**32 - 1)
 

@@ -344,26 +344,31 @@ def build_design(
     studies = list(dict.fromkeys(tab["study"]))
     usage: dict[str, dict] = {}
     struct_ok: dict[str, bool] = {}
-    # one pass over the table (a boolean filter per study was quadratic in the number of
-    # studies: 6 s of design building at 1,000 trials, benchmarks/perf.py "scaling")
-    by_study = dict(tuple(tab.groupby("study", sort=False)))
+    # one pass over plain records (a boolean filter per study was quadratic in the number of
+    # studies, and pandas indexing of each study's few rows cost ~1 ms a study: 6 s and 10 s
+    # of design building at 1,000 and 10,000 trials, benchmarks/perf.py "scaling")
+    cols = ["study", "arm", "treated", "events", "n"] + (["regimen"] if "regimen" in tab.columns else [])
+    by_study: dict[str, list[dict]] = {}
+    for r in tab[cols].to_dict("records"):
+        by_study.setdefault(r["study"], []).append(r)
     for s in studies:
         sub = by_study[s]
-        nt, nc = int(sub["treated"].sum()), int((~sub["treated"]).sum())
+        treated_arms = [r["arm"] for r in sub if r["treated"]]
+        control_arms = [r["arm"] for r in sub if not r["treated"]]
+        nt, nc = len(treated_arms), len(control_arms)
         labels_s: list[str] = []
         ok = True
         k = len(sub)
+        other = [r["arm"] for r in sub if isinstance(r.get("regimen"), str) and r["regimen"] == "other"]
         if nt >= 1 and nc >= 1:
             if k == 2:
                 labels_s.append("two-arm contrast")
             else:
                 parts = []
                 if nc > 1:
-                    names = ", ".join(sub.loc[~sub["treated"], "arm"])
-                    parts.append(f"{nc} control arms ({names}) share baseline")
+                    parts.append(f"{nc} control arms ({', '.join(control_arms)}) share baseline")
                 if nt > 1:
-                    names = ", ".join(sub.loc[sub["treated"], "arm"])
-                    parts.append(f"{nt} treated arms ({names}) share delta_i")
+                    parts.append(f"{nt} treated arms ({', '.join(treated_arms)}) share delta_i")
                 labels_s.append(f"{_arm_word(k)}: " + "; ".join(parts))
         elif baseline == "independent":
             ok = False
@@ -373,12 +378,11 @@ def build_design(
                 labels_s.append(f"excluded: no {'/'.join(treat)} arm (needs exchangeable baselines)")
             else:
                 labels_s.append("excluded: no control arm (needs exchangeable baselines)")
-        elif nt == 0 and "regimen" in sub.columns and (sub["regimen"].astype("string") == "other").any():
+        elif nt == 0 and other:
             # a study of another experimental treatment (e.g. MSC vs placebo) says
             # nothing about the baseline of a control arm
             ok = False
-            other = ", ".join(sub.loc[(sub["regimen"].astype("string") == "other").fillna(False).to_numpy(), "arm"])
-            labels_s.append(f"excluded: no {'/'.join(treat)} arm ({other}: another experimental treatment)")
+            labels_s.append(f"excluded: no {'/'.join(treat)} arm ({', '.join(other)}: another experimental treatment)")
         else:
             which = "control" if nt == 0 else "treated"
             if k == 1:
@@ -389,15 +393,15 @@ def build_design(
             else:
                 labels_s.append(f"{_arm_word(k)}, {which} arms only: informs the exchangeable baseline model")
         if ok:
-            ev = sub["events"].to_numpy()
-            nn = sub["n"].to_numpy()
-            if k >= 2 and (ev == 0).all():
+            ev = [r["events"] for r in sub]
+            nn = [r["n"] for r in sub]
+            if k >= 2 and all(e == 0 for e in ev):
                 labels_s.append("double-zero: informs tau/d only through the likelihood")
-            elif (ev == 0).any():
+            elif any(e == 0 for e in ev):
                 labels_s.append("zero-event arm")
-            if k >= 2 and (ev == nn).all():
+            if k >= 2 and all(e == m for e, m in zip(ev, nn)):
                 labels_s.append("all arms 100% events: informs tau/d only through the likelihood")
-            elif (ev == nn).any():
+            elif any(e == m for e, m in zip(ev, nn)):
                 labels_s.append("arm with 100% events")
         struct_ok[s] = ok
         usage[s] = {
@@ -405,9 +409,9 @@ def build_design(
             "included": ok,
             "usage": labels_s,
             "n_arms": k,
-            "arms": "; ".join(_fmt_arm(r) for _, r in sub.iterrows()),
-            "treated_arms": ", ".join(sub.loc[sub["treated"], "arm"]),
-            "control_arms": ", ".join(sub.loc[~sub["treated"], "arm"]),
+            "arms": "; ".join(_fmt_arm(r) for r in sub),
+            "treated_arms": ", ".join(treated_arms),
+            "control_arms": ", ".join(control_arms),
         }
     # arms without known counts (reported, never silently dropped)
     if len(excluded_arms):

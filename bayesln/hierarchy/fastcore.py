@@ -280,13 +280,16 @@ def _core(x, u, g, out):
         for j in range(P):
             eta += u[ox + a * P + j] * x[xbeta + j]
         k, n = u[oev + a], u[on + a]
-        # softplus(eta) and inv_logit(eta) from one exp, without branches
+        # softplus(eta) and inv_logit(eta) from one exp and one log, without branches; log(1 + z)
+        # rather than log1p(z): glibc's log1p costs twice its log, and for z < eps the term it
+        # would add (n z) is below the rounding of the log density's sum
         z = math.exp(-abs(eta))
-        lp += u[oc + a] + k * eta - n * (max(eta, 0.0) + math.log1p(z))
+        w = 1.0 + z
+        lp += u[oc + a] + k * eta - n * (max(eta, 0.0) + math.log(w))
         if nexp:
             out[eoff + a] = eta
         if grad:
-            ge = k - n * ((1.0 if eta >= 0 else z) / (1.0 + z))
+            ge = k - n * ((1.0 if eta >= 0 else z) / w)
             gmu[s] += ge
             gdelta[s] += t * ge
             for j in range(P):

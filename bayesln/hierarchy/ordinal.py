@@ -1241,7 +1241,7 @@ def fit_ordinal(
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
-    target_accept: float = 0.95,
+    target_accept: float = 0.99,
     backend: str = "auto",
     seed: int,
     progressbar: bool | None = None,
