@@ -6,7 +6,10 @@ hash of its host name) and renamed into place only when every file is complete; 
 existing run of the same name is swapped out in one rename and then removed, so a reader
 never sees a half-written or half-overwritten run. A fit interrupted by Ctrl-C or
 SIGTERM removes its temporary folder; a killed process (SIGKILL) can leave only a hidden
-``.tmp-*`` folder, which a later run of the same name into the same ``--out`` removes.
+``.tmp-*`` folder, which a later run of the same name into the same ``--out`` removes, or,
+killed in the instant between swapping the previous run out and the new one in, the
+previous run as ``.old-<name>-<pid>.<host>-XXXX``, which that later run puts back as
+``<name>`` first (or removes, when ``<name>`` exists).
 
 Clean-up of leftovers (:func:`stale_temporaries`) removes only folders that are really
 stale, and only those of the run being written (the name must match exactly: run ``a``
@@ -148,12 +151,13 @@ def _age_seconds(folder: Path) -> float:
     return time.time() - newest
 
 
-def stale_temporaries(out: str | os.PathLike, name: str) -> list[Path]:
+def stale_temporaries(out: str | os.PathLike, name: str, kind: str = ".tmp") -> list[Path]:
     """The temporary folders of run ``name`` in ``out`` that are safe to remove (see the
     module docstring): owner dead, owner uncheckable and older than STALE_SECONDS, or no
-    owner recorded. Folders of other runs (``a-b`` for ``a``) are never listed."""
+    owner recorded. Folders of other runs (``a-b`` for ``a``) are never listed.
+    ``kind=".old"``: the swapped-out previous runs instead (see :func:`atomic_run_dir`)."""
     out = Path(out)
-    head = f".tmp-{name}-"
+    head = f"{kind}-{name}-"
     found = []
     try:
         entries = list(out.iterdir())
@@ -186,6 +190,16 @@ def stale_temporaries(out: str | os.PathLike, name: str) -> list[Path]:
 
 
 def _clean_stale(out: Path, name: str) -> None:
+    # a writer killed between its two renames left the previous run as .old-<name>-<pid>...
+    # and no <name>: put the previous run back (the interrupted one never became the run);
+    # killed after the second rename: <name> is the new run and the .old copy is garbage
+    dest = out / name
+    for p in stale_temporaries(out, name, kind=".old"):
+        if dest.exists():
+            shutil.rmtree(p, ignore_errors=True)
+            continue
+        with contextlib.suppress(OSError):  # cannot be put back: left as it is
+            os.replace(p, dest)
     for p in stale_temporaries(out, name):
         shutil.rmtree(p, ignore_errors=True)
 
@@ -203,7 +217,7 @@ def atomic_run_dir(out: str | os.PathLike, name: str) -> Iterator[Path]:
         if _STOP is not None:
             raise Interrupted(_STOP)
         if dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".old-{name}-", dir=dest.parent))
+            old = Path(tempfile.mkdtemp(prefix=temp_prefix(name).replace(".tmp-", ".old-", 1), dir=dest.parent))
             old.rmdir()
             os.replace(dest, old)
         os.replace(tmp, dest)

@@ -304,3 +304,74 @@ def test_prior_parser_uses_no_eval():
         src = (ROOT / rel).read_text(encoding="utf-8")
         for bad in (r"(?<![\w.])eval\(", r"(?<![\w.])exec\(", r"\bpickle\b", r"(?<![\w.])compile\("):
             assert not re.search(bad, src), (rel, bad)
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # reaped: kill(pid, 0) fails until the pid is reused
+    return proc.pid
+
+
+def _leftover(out: Path, kind: str, name: str, pid: int, text: str) -> Path:
+    p = out / f"{kind}-{name}-{pid}.{runs._HOST}-abc123"
+    p.mkdir()
+    (p / "who.txt").write_text(text)
+    return p
+
+
+def test_killed_between_the_two_renames_the_previous_run_comes_back(tmp_path):
+    """SIGKILL after the previous run was swapped out (.old-*) and before the new one was
+    swapped in leaves no run folder at all; the next write of that name puts the previous
+    run back before anything else, so a failed next run still leaves it in place."""
+    out = tmp_path / "runs"
+    out.mkdir()
+    pid = _dead_pid()
+    _leftover(out, ".old", "same", pid, "previous")
+    _leftover(out, ".tmp", "same", pid, "interrupted")
+    assert not (out / "same").exists()
+    assert [p.name for p in stale_temporaries(out, "same", kind=".old")] == [f".old-same-{pid}.{runs._HOST}-abc123"]
+    with pytest.raises(RuntimeError), atomic_run_dir(out, "same"):
+        raise RuntimeError("this fit fails")
+    assert (out / "same" / "who.txt").read_text() == "previous"
+    assert sorted(p.name for p in out.iterdir()) == ["same"]
+
+
+def test_killed_after_the_second_rename_the_old_copy_is_removed(tmp_path):
+    out = tmp_path / "runs"
+    out.mkdir()
+    (out / "same").mkdir()
+    (out / "same" / "who.txt").write_text("current")
+    _leftover(out, ".old", "same", _dead_pid(), "previous")
+    with atomic_run_dir(out, "same") as tmp:
+        (tmp / "who.txt").write_text("next")
+    assert (out / "same" / "who.txt").read_text() == "next"
+    assert sorted(p.name for p in out.iterdir()) == ["same"]
+
+
+def test_a_live_writers_swapped_out_run_is_left_alone(tmp_path):
+    out = tmp_path / "runs"
+    out.mkdir()
+    live = _leftover(out, ".old", "same", os.getppid(), "previous")  # the parent process is alive
+    other = _leftover(out, ".old", "same-b", _dead_pid(), "another run's")
+    with atomic_run_dir(out, "same") as tmp:
+        (tmp / "who.txt").write_text("next")
+    assert live.is_dir() and other.is_dir()
+    assert (out / "same" / "who.txt").read_text() == "next"
+
+
+def test_the_swapped_out_run_records_its_owner(tmp_path, monkeypatch):
+    seen = []
+    real = os.replace
+
+    def spy(a, b):
+        seen.append(Path(b).name)
+        return real(a, b)
+
+    with atomic_run_dir(tmp_path, "r") as tmp:
+        (tmp / "x").write_text("1")
+    monkeypatch.setattr(runs.os, "replace", spy)
+    with atomic_run_dir(tmp_path, "r") as tmp:
+        (tmp / "x").write_text("2")
+    assert seen[0].startswith(f".old-r-{os.getpid()}.{runs._HOST}-"), seen
+    assert (tmp_path / "r" / "x").read_text() == "2"
+    assert hidden(tmp_path) == []
