@@ -117,9 +117,10 @@ _OWNED_TAIL = re.compile(r"(\d+)\.([0-9a-f]{8})-[A-Za-z0-9_]+")
 _LEGACY_TAIL = re.compile(r"[A-Za-z0-9_]+")
 
 
-def temp_prefix(name: str, pid: int | None = None) -> str:
-    """The prefix of ``name``'s temporary folders written by process ``pid`` (default: this one)."""
-    return f".tmp-{name}-{os.getpid() if pid is None else int(pid)}.{_HOST}-"
+def temp_prefix(name: str, pid: int | None = None, kind: str = ".tmp") -> str:
+    """The prefix of ``name``'s temporary folders written by process ``pid`` (default: this
+    one); ``kind=".old"``: of the previous run it swapped out."""
+    return f"{kind}-{name}-{os.getpid() if pid is None else int(pid)}.{_HOST}-"
 
 
 def _pid_alive(pid: int) -> bool | None:
@@ -217,7 +218,7 @@ def atomic_run_dir(out: str | os.PathLike, name: str) -> Iterator[Path]:
         if _STOP is not None:
             raise Interrupted(_STOP)
         if dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=temp_prefix(name).replace(".tmp-", ".old-", 1), dir=dest.parent))
+            old = Path(tempfile.mkdtemp(prefix=temp_prefix(name, kind=".old"), dir=dest.parent))
             old.rmdir()
             os.replace(dest, old)
         os.replace(tmp, dest)

@@ -462,21 +462,13 @@ def _pair(x, second):
     return x, second
 
 
-def _difference(pos, neg):
-    """``pos - neg`` for two non-negative sums whose difference is a variance (>= 0 in exact arithmetic).
-
-    Where the two agree to rounding (relative ``64 eps``) the variance is exactly 0 — e.g. the MH RD
-    variance of one study 5/5 vs 0/1 is ``-15/36 + 15/36`` — and the subtraction would leave
-    ``+-1e-17`` whose square root (``1e-8``, or NaN) depends on the order of the arms. Return 0 there.
-    """
-    diff = pos - neg
-    tiny = np.abs(diff) <= 64 * np.finfo(float).eps * (np.abs(pos) + np.abs(neg))
-    return np.where(tiny, 0.0, diff)
-
-
-def _signed(x, y):
-    """Split ``x + y`` (x of either sign, y >= 0) into ``(pos, neg)`` for :func:`_difference`."""
-    return y + np.maximum(x, 0), np.maximum(-x, 0)
+def _variance(v, scale):
+    """A variance ``v`` (>= 0 in exact arithmetic) computed as a sum of terms whose absolute
+    values add up to ``scale``: 0 where ``|v|`` is within rounding of that cancellation
+    (relative ``64 eps``). E.g. the MH RD variance of one study 5/5 vs 0/1 is
+    ``-15/36 + 15/36``; the sum leaves ``+-1e-17``, whose square root (``1e-8``, or NaN)
+    would depend on which arm is called treatment."""
+    return np.where(np.abs(v) <= 64 * np.finfo(float).eps * scale, 0.0, v)
 
 
 def mh_estimate_arrays(a, b, c, d, measure: str):
@@ -496,7 +488,8 @@ def mh_estimate_arrays(a, b, c, d, measure: str):
             sv = s(c * (n1 / n))
             ok = (s(a) != 0) & (s(c) != 0)
             beta = np.log(r / sv)
-            se = np.sqrt(_difference(s((n1 / n) * (n2 / n) * (a + c)), s((a / n) * c)) / (r * sv))
+            pos, neg = s((n1 / n) * (n2 / n) * (a + c)), s((a / n) * c)
+            se = np.sqrt(_variance(pos - neg, pos + neg) / (r * sv))
         elif measure == "OR":
             pi_, qi = a / n + d / n, b / n + c / n
             ri, si = (a / n) * d, (b / n) * c
@@ -507,8 +500,9 @@ def mh_estimate_arrays(a, b, c, d, measure: str):
         elif measure == "RD":
             denom = s(n1 * (n2 / n))
             beta = s(a * (n2 / n) - c * (n1 / n)) / denom
-            inner = s(c * (n1 / n) ** 2 - a * (n2 / n) ** 2 + (n1 / n) * (n2 / n) * (n2 - n1) / 2)
-            se = np.sqrt(_difference(*_signed(beta * inner, s(a * (n2 - c) / n + c * (n1 - a) / n) / 2)) / denom**2)
+            t1 = beta * s(c * (n1 / n) ** 2 - a * (n2 / n) ** 2 + (n1 / n) * (n2 / n) * (n2 - n1) / 2)
+            t2 = s(a * (n2 - c) / n + c * (n1 - a) / n) / 2
+            se = np.sqrt(_variance(t1 + t2, np.abs(t1) + np.abs(t2)) / denom**2)
             ok = np.isfinite(beta) & (s(a + c) > 0) & (s(b + d) > 0)
         else:
             raise FrequentistInputError(f"Mantel-Haenszel needs RR, OR or RD, got {measure!r}")
