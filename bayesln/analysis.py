@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from bayesln.data import TrialData
-from bayesln.runs import atomic_run_dir, frame_records, write_json
+from bayesln.runs import HASHES_KEY, atomic_run_dir, folder_hashes, frame_records, write_json
 from bayesln.spec import Spec, SpecError, load_spec
 
 SUMMARY_FILES = ("summary.csv", "summary.json", "diagnostics.json", "comparison.csv", "usage.csv", "study_effects.csv")
@@ -223,7 +223,7 @@ def save_analysis(analysis: Analysis, out: str | Path, *, name: str | None = Non
     summary = analysis.summary()
     diag = res.diagnostics.to_dict()
     diag["parameters"] = frame_records(res.diagnostics.table)
-    with atomic_run_dir(out, name) as tmp:
+    with atomic_run_dir(out, name, marker="run.json") as tmp:
         from bayesln import _arviz
 
         _arviz.to_netcdf(res.idata, tmp / "idata.nc")
@@ -246,10 +246,11 @@ def save_analysis(analysis: Analysis, out: str | Path, *, name: str | None = Non
             from bayesln.plots import save_run_figures
 
             save_run_figures(analysis, tmp / "figures", predictions=predictions)
-        files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+        hashes = folder_hashes(tmp)  # verified by every later read (load_run)
         write_json(tmp / "run.json", {"name": name, "status": res.status, "spec_hash": analysis.spec.hash(),
                                       "data_fingerprint": analysis.data.fingerprint(), "seed": analysis.spec.sampler.seed,
-                                      "versions": _versions(), "timings_s": analysis.timings, "files": files + ["run.json"]})
+                                      "versions": _versions(), "timings_s": analysis.timings,
+                                      "files": sorted(hashes) + ["run.json"], HASHES_KEY: hashes})
     from bayesln.runs import run_path
 
     return run_path(out, name)
@@ -267,17 +268,25 @@ class LoadedRun:
 
 
 def load_run(path: str | Path, *, spec: Spec | str | Path | None = None, data: TrialData | str | None = None) -> LoadedRun:
-    """Load a run folder. With ``spec`` / ``data``, refuse (RunError) when they are not the
-    ones the run was made with."""
+    """Load a run folder, after verifying it: every file ``run.json`` records must be
+    there with its recorded sha256 (:func:`bayesln.runs.read_run_info`; an edited
+    ``spec.json``, ``data.csv``, ``idata.nc`` or table is refused with both hashes). With
+    ``spec`` / ``data``, also refuse (RunError) when they are not the ones the run was
+    made with."""
     from bayesln import _arviz
-    from bayesln.runs import RunError
+    from bayesln.runs import RunError, read_run_info
     from bayesln.spec import spec_from_dict
 
     p = Path(path)
-    if not (p / "run.json").is_file() or not (p / "idata.nc").is_file():
-        raise RunError(f"{p}: not a bayesln run folder (run.json / idata.nc missing)")
-    info = json.loads((p / "run.json").read_text(encoding="utf-8"))
-    stored = spec_from_dict(json.loads((p / "spec.json").read_text(encoding="utf-8")), label=str(p / "spec.json"))
+    info = read_run_info(p)
+
+    def damaged(name: str, exc: Exception) -> RunError:
+        return RunError(f"{p / name}: cannot be read ({type(exc).__name__}: {exc}); the run folder is damaged, refit it")
+
+    try:
+        stored = spec_from_dict(json.loads((p / "spec.json").read_text(encoding="utf-8")), label=str(p / "spec.json"))
+    except (OSError, ValueError) as exc:  # JSONDecodeError and SpecError are ValueErrors
+        raise damaged("spec.json", exc) from None
     if spec is not None:
         sp = spec if isinstance(spec, Spec) else load_spec(spec)
         if sp.hash() != info["spec_hash"]:
@@ -289,10 +298,22 @@ def load_run(path: str | Path, *, spec: Spec | str | Path | None = None, data: T
         if fp != info["data_fingerprint"]:
             raise RunError(f"{p}: this run was made with different data (fingerprint {info['data_fingerprint'][:12]}…, "
                            f"given {fp[:12]}…); re-run `bayesln fit SPEC --data …` instead")
-    idata = _arviz.from_netcdf(str(p / "idata.nc"))
-    return LoadedRun(path=p, spec=stored, idata=idata, summary=pd.read_csv(p / "summary.csv"),
-                     diagnostics=json.loads((p / "diagnostics.json").read_text(encoding="utf-8")),
-                     comparison=pd.read_csv(p / "comparison.csv"), info=info)
+    try:
+        idata = _arviz.from_netcdf(str(p / "idata.nc"))
+    except Exception as exc:  # h5py / netCDF errors of a damaged file have no common base class
+        raise damaged("idata.nc", exc) from None
+    tables = {}
+    for name in ("summary.csv", "comparison.csv"):
+        try:
+            tables[name] = pd.read_csv(p / name)
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            raise damaged(name, exc) from None
+    try:
+        diagnostics = json.loads((p / "diagnostics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise damaged("diagnostics.json", exc) from None
+    return LoadedRun(path=p, spec=stored, idata=idata, summary=tables["summary.csv"], diagnostics=diagnostics,
+                     comparison=tables["comparison.csv"], info=info)
 
 
 def prediction_set_for_spec(analysis: Analysis):

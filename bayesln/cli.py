@@ -1,7 +1,9 @@
 """The ``bayesln`` command: thin wrappers over the Python API.
 
 Exit codes: 0 success; 1 a fit failed the diagnostics gate (unless allowed);
-2 bad input (data, spec, arguments), with a one-paragraph message on stderr.
+2 bad input (data, spec, arguments, run folder, output location), with a one-paragraph
+message on stderr; 3 an internal error (a bug): one line on stderr and the traceback in a
+log file whose path is printed; 128 + signal (130 / 143) when interrupted.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ app = typer.Typer(
 data_app = typer.Typer(no_args_is_help=True, help="Validate and show arm-level trial data.")
 app.add_typer(data_app, name="data")
 
-EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_GATE, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 class InputError(Exception):
@@ -67,20 +69,62 @@ def _fail(message: str, code: int = EXIT_INPUT) -> None:
     raise typer.Exit(code)
 
 
+def _log_folder() -> Path:
+    """Where tracebacks of internal errors go: ``$BAYESLN_LOG_DIR``, else
+    ``$XDG_CACHE_HOME/bayesln/logs`` (``~/.cache/bayesln/logs``)."""
+    env = os.environ.get("BAYESLN_LOG_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "bayesln" / "logs"
+
+
+def _internal_error(exc: BaseException) -> None:
+    """A failure that is not the user's input: one line on stderr, the traceback in a log
+    file whose path is printed, exit 3 (never a raw traceback)."""
+    import tempfile
+    import time
+    import traceback
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    header = f"bayesln {' '.join(sys.argv[1:])}\n{time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}\n\n"
+    where = None
+    for folder in (_log_folder(), Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f"crash-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log", dir=folder)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(header + text)
+            where = name
+            break
+        except OSError:
+            continue
+    summary = " ".join(f"{type(exc).__name__}: {exc}".split())
+    if len(summary) > 200:
+        summary = summary[:200] + "…"
+    log = f"the traceback is in {where}" if where else "the traceback could not be written to a log file"
+    typer.echo(f"error: internal error ({summary}); this is a bug in bayesln, not in your input - {log}; "
+               "please report it with that file", err=True)
+    raise typer.Exit(EXIT_INTERNAL)
+
+
 def _check_format(fmt: str, allowed: tuple[str, ...] = ("table", "csv", "json")) -> None:
     if fmt not in allowed:
         raise InputError(f"--format must be {', '.join(allowed[:-1])} or {allowed[-1]}, not {fmt!r}")
 
 
 def _check_sampler_options(draws=None, tune=None, chains=None, seed=None) -> None:
-    """Sampler overrides from the command line, refused before anything is loaded."""
-    for flag, v in (("--draws", draws), ("--chains", chains)):
-        if v is not None and v < 1:
-            raise InputError(f"{flag} must be a positive integer, not {v}")
-    if tune is not None and tune < 0:
-        raise InputError(f"--tune must be zero or a positive integer, not {tune}")
-    if seed is not None and not 0 <= seed <= 2**32 - 1:
-        raise InputError(f"--seed must be an integer in [0, 2**32 - 1], not {seed}")
+    """Sampler overrides from the command line, refused before anything is loaded; the
+    ranges are the spec's (``bayesln.spec.SAMPLER_RANGES``)."""
+    from bayesln.spec import SAMPLER_RANGES
+
+    for key, v in (("draws", draws), ("tune", tune), ("chains", chains), ("seed", seed)):
+        if v is None:
+            continue
+        lo, hi = SAMPLER_RANGES[key]
+        if not lo <= v <= hi:
+            kind = "a positive integer" if lo >= 1 else "an integer"
+            raise InputError(f"--{key} must be {kind} from {lo:,} to {hi:,}, not {v}")
 
 
 def _load_data(source: str, **kw):
@@ -102,7 +146,8 @@ def _input_errors():
 
     from bayesln.runs import RunError
 
-    errs: list[type[BaseException]] = [InputError, DataValidationError, ContrastError, FileNotFoundError, RunError]
+    errs: list[type[BaseException]] = [InputError, DataValidationError, ContrastError, FileNotFoundError, RunError,
+                                       PermissionError, IsADirectoryError, NotADirectoryError]
     try:
         from bayesln.spec import SpecError
 
@@ -126,6 +171,8 @@ def _run(fn):
         _fail(str(exc))
     except ValueError as exc:  # the API's argument errors (unknown outcome, label, ...)
         _fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - anything else is a bug: exit 3 with a log file
+        _internal_error(exc)
 
 
 # --------------------------------------------------------------------------- data
@@ -235,7 +282,7 @@ def fit(
         _kernelwarm.start()  # a machine's first fit: compile the core kernel on the other core meanwhile
         from bayesln.analysis import run_analysis, save_analysis
         from bayesln.data import ContrastError, DataValidationError
-        from bayesln.runs import RunError, run_path
+        from bayesln.runs import RunError, check_output_parent, run_path
         from bayesln.spec import SpecError, load_spec
 
         _check_sampler_options(draws, tune, chains, seed)
@@ -244,8 +291,7 @@ def fit(
             run_path(out, name or sp.name)
         except RunError as exc:
             raise InputError(f"--name: {exc}" if name else str(exc)) from None
-        if out.exists() and not out.is_dir():
-            raise InputError(f"--out {out}: exists and is not a folder")
+        check_output_parent(out)
         td = _fit_data(sp, spec, data)
         if not quiet:
             typer.echo(f"fitting {sp.name} ({sp.outcome}) …", err=True)
@@ -351,8 +397,9 @@ def check(
         if out is None:
             typer.echo(check_command(str(run), fmt, **opts), nl=False)
             return
-        if out.exists() and not out.is_dir():
-            raise InputError(f"--out {out}: exists and is not a folder")
+        from bayesln.checks.command import check_destination
+
+        check_destination(out)  # before any refit: never into a run folder, a file or an unwritable place
         rep = run_checks(run, **opts)
         if stop_requested() is not None:
             raise Interrupted(stop_requested())
@@ -424,8 +471,10 @@ def predict(
                 typer.echo("warning: on a run folder --draws is deprecated; it sets the posterior draws used for the "
                            "predictions, now --pred-draws (with a SPEC, --draws sets the fit's draws per chain)", err=True)
                 fit_draws, use_draws = None, draws
-        elif out is not None and out.exists() and not out.is_dir():
-            raise InputError(f"--out {out}: exists and is not a folder")
+        elif out is not None:
+            from bayesln.runs import check_output_parent
+
+            check_output_parent(out)
         res = run_predict(run_or_spec, target, fmt, seed=seed, draws=use_draws, margin=margin, ci=ci,
                           targets_file=targets_file, fit_draws=fit_draws, fit_tune=tune, fit_chains=chains, out=out,
                           progressbar=None if not quiet else False,
@@ -471,6 +520,15 @@ def main() -> None:  # console-script entry point
     except typer.Abort:
         typer.echo("error: aborted", err=True)
         sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - outside a command body (imports, parsing)
+        try:
+            _internal_error(exc)
+        except typer.Exit as ex:
+            sys.exit(ex.exit_code)
     sys.exit(rv if isinstance(rv, int) else EXIT_OK)
 
 

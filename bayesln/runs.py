@@ -37,7 +37,7 @@ Layout (documented in README.md)::
         usage.csv           how each study was used (or why it was excluded)
         predictions.csv     when the spec lists targets
         spec.json, data.csv the exact spec and data the run used
-        run.json            file list, hashes, versions, timings
+        run.json            file list, sha256 of every file (read_run_info verifies them), versions, timings
         figures/            forest plot etc., PNG and SVG
 """
 
@@ -206,15 +206,34 @@ def _clean_stale(out: Path, name: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_run_dir(out: str | os.PathLike, name: str) -> Iterator[Path]:
-    """Yield a temporary folder; on success it becomes ``<out>/<name>`` in one rename."""
+def atomic_run_dir(out: str | os.PathLike, name: str, marker: str | None = None) -> Iterator[Path]:
+    """Yield a temporary folder; on success it becomes ``<out>/<name>`` in one rename.
+
+    An existing ``<out>/<name>`` that is a file is refused (RunError), never deleted; with
+    ``marker`` (``"run.json"`` for run folders, ``"checks.json"`` for checks), so is an
+    existing non-empty folder without that file - a folder of something else. Failing to
+    write (disk full, permissions) raises RunError naming the folder; nothing is left
+    behind."""
     dest = run_path(out, name)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    _clean_stale(dest.parent, name)
-    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(name), dir=dest.parent))
+    if dest.exists() or dest.is_symlink():
+        if dest.is_symlink() or not dest.is_dir():
+            raise RunError(f"{dest}: exists and is not a folder; it is not replaced (choose another --out or name)")
+        if marker is not None and not (dest / marker).is_file() and any(dest.iterdir()):
+            raise RunError(f"{dest}: an existing folder that is not a bayesln output (no {marker}); it is not "
+                           "replaced (choose another --out or name)")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _clean_stale(dest.parent, name)
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(name), dir=dest.parent))
+    except OSError as exc:
+        raise RunError(f"{dest}: cannot be written ({exc.strerror or exc})") from None
     old = None
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:
+            raise RunError(f"{dest}: cannot be written ({exc.strerror or exc}: {exc.filename or ''}); "
+                           "nothing was written") from None
         if _STOP is not None:
             raise Interrupted(_STOP)
         if dest.exists():
@@ -230,6 +249,82 @@ def atomic_run_dir(out: str | os.PathLike, name: str) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and old.exists():
             shutil.rmtree(old, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- verification
+#: run.json key holding the sha256 of every file of the run (relative path -> hex digest)
+HASHES_KEY = "sha256"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def folder_hashes(folder: str | os.PathLike) -> dict[str, str]:
+    """sha256 of every file under ``folder`` (POSIX relative paths, sorted)."""
+    folder = Path(folder)
+    return {p.relative_to(folder).as_posix(): file_sha256(p)
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def read_run_info(folder: str | os.PathLike) -> dict:
+    """``run.json`` of a run folder, after checking that every file it records is there
+    with the recorded sha256 (RunError naming the file and both hashes otherwise). A run's
+    files never change after it is written: an edited ``spec.json``, ``data.csv``,
+    ``idata.nc`` or table would make every later command report something the fit did not
+    produce."""
+    p = Path(folder)
+    if not p.is_dir():
+        raise RunError(f"{p}: no such run folder")
+    info_path = p / "run.json"
+    if not info_path.is_file() or not (p / "idata.nc").is_file():
+        raise RunError(f"{p}: not a bayesln run folder (run.json / idata.nc missing)")
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunError(f"{info_path}: cannot be read as JSON ({exc}); the run folder is damaged, refit it") from None
+    hashes = info.get(HASHES_KEY) if isinstance(info, dict) else None
+    if not isinstance(hashes, dict) or not hashes:
+        raise RunError(f"{info_path}: records no file hashes (written by an older bayesln, or edited), so the run "
+                       "cannot be verified; refit it with `bayesln fit`")
+    for rel, want in hashes.items():
+        f = (p / rel)
+        if not isinstance(rel, str) or not isinstance(want, str) or ".." in Path(rel).parts or Path(rel).is_absolute():
+            raise RunError(f"{info_path}: malformed file record {rel!r}; the run folder is damaged, refit it")
+        if not f.is_file():
+            raise RunError(f"{f}: missing from the run folder (run.json records sha256 {want}); refit the run")
+        got = file_sha256(f)
+        if got != want:
+            raise RunError(f"{f}: changed since the run was written (sha256 recorded in run.json {want}, now {got}); "
+                           "a run's files are never edited - refit with `bayesln fit` instead")
+    return info
+
+
+def check_output_parent(out: str | os.PathLike, flag: str = "--out") -> Path:
+    """Refuse (RunError) an output location that cannot receive a folder, before any
+    work: a file (or a path under a file), or a folder this process cannot write in
+    (tried for real: a temporary folder is made and removed, so read-only mounts and
+    permission bits are both caught). A missing folder is fine when its nearest existing
+    parent can be written (it is created when the results are written)."""
+    out = Path(out)
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        what = "exists and is not a folder" if probe == out else f"is under {probe}, which is a file"
+        raise RunError(f"{flag} {out}: {what}")
+    try:
+        tmp = tempfile.mkdtemp(prefix=".bayesln-write-probe-", dir=probe)
+        os.rmdir(tmp)
+    except OSError as exc:
+        raise RunError(f"{flag} {out}: cannot write in {probe} ({exc.strerror or exc})") from None
+    return out
 
 
 def write_json(path: Path, obj) -> None:

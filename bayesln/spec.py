@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,10 +54,19 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: the largest spec file read (bytes) and the longest title / description / other text
+#: value a spec may hold (characters): a spec is a page of settings, and its title is drawn
+#: in figures and reports
+MAX_SPEC_BYTES = 256 * 1024
+MAX_TITLE_CHARS = 300
+MAX_DESCRIPTION_CHARS = 5000
+MAX_TEXT_CHARS = 1000
+
+
 class AnalysisSection(_Section):
     name: str
-    title: str = ""
-    description: str = ""
+    title: str = Field("", max_length=MAX_TITLE_CHARS)
+    description: str = Field("", max_length=MAX_DESCRIPTION_CHARS)
 
     @field_validator("name")
     @classmethod
@@ -168,13 +176,19 @@ class ModelSection(_Section):
         return out
 
 
+#: allowed ranges of the sampler settings, shared by the spec and the command line's
+#: overrides. tune >= 1: NUTS needs at least one adaptation step (nutpie stops with an
+#: internal panic at 0, and unadapted draws would fail the gate anyway)
+SAMPLER_RANGES = {"draws": (1, 1_000_000), "tune": (1, 1_000_000), "chains": (1, 64), "seed": (0, 2**32 - 1)}
+
+
 class SamplerSection(_Section):
-    draws: int = Field(1000, ge=1, le=1_000_000)
-    tune: int = Field(1000, ge=0, le=1_000_000)
-    chains: int = Field(4, ge=1, le=64)
+    draws: int = Field(1000, ge=SAMPLER_RANGES["draws"][0], le=SAMPLER_RANGES["draws"][1])
+    tune: int = Field(1000, ge=SAMPLER_RANGES["tune"][0], le=SAMPLER_RANGES["tune"][1])
+    chains: int = Field(4, ge=SAMPLER_RANGES["chains"][0], le=SAMPLER_RANGES["chains"][1])
     target_accept: float = Field(0.99, gt=0.5, lt=1.0)
     backend: Literal["auto", "nutpie", "pymc", "numpyro"] = "auto"
-    seed: int = Field(20261122, ge=0, le=2**32 - 1)
+    seed: int = Field(20261122, ge=SAMPLER_RANGES["seed"][0], le=SAMPLER_RANGES["seed"][1])
 
 
 class GateSection(_Section):
@@ -277,6 +291,26 @@ class Spec(_Section):
 
 
 # ------------------------------------------------------------------ loading
+def _short(v) -> str:
+    """repr of a value, cut to a readable length (an error must stay one paragraph)."""
+    r = repr(v)
+    return r if len(r) <= 100 else r[:80] + f"... ({len(r):,} characters)"
+
+
+def _long_texts(raw, where: str = "") -> list[str]:
+    """Keys whose text values exceed MAX_TEXT_CHARS (title and description have their own limits)."""
+    out = []
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            out += _long_texts(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(raw, list):
+        for i, v in enumerate(raw):
+            out += _long_texts(v, f"{where}[{i}]")
+    elif isinstance(raw, str) and len(raw) > MAX_TEXT_CHARS and where not in ("analysis.title", "analysis.description"):
+        out.append(where)
+    return out
+
+
 def _format_errors(exc: ValidationError, label: str, raw: dict) -> str:
     msgs = []
     for e in exc.errors():
@@ -292,12 +326,12 @@ def _format_errors(exc: ValidationError, label: str, raw: dict) -> str:
         elif kind == "missing":
             msgs.append(f"missing required key '{loc}'")
         elif kind == "literal_error":
-            msgs.append(f"key '{loc}': {e['input']!r} is not allowed; {e['msg'].replace('Input should be', 'allowed:')}")
+            msgs.append(f"key '{loc}': {_short(e['input'])} is not allowed; {e['msg'].replace('Input should be', 'allowed:')}")
         elif not e["loc"]:  # a whole-spec check (family keys); its message names the key
             msgs.append(e["msg"].removeprefix("Value error, "))
         else:
             msg = e["msg"].removeprefix("Value error, ")
-            msgs.append(f"key '{loc}': {msg} (got {e.get('input')!r})")
+            msgs.append(f"key '{loc}': {msg} (got {_short(e.get('input'))})")
     return f"{label}: invalid spec: " + "; ".join(msgs)
 
 
@@ -311,11 +345,14 @@ def _format_prior_errors(exc: ValidationError, label: str, raw: dict) -> str:
             msgs.append(f"unknown key '{e['loc'][-1]}' in [priors]; allowed keys: {', '.join(Priors.model_fields)}")
         else:
             given = raw.get(e["loc"][0], e.get("input")) if len(e["loc"]) == 1 else e.get("input")
-            msgs.append(f"key '{loc}': {e['msg'].removeprefix('Value error, ')} (got {given!r})")
+            msgs.append(f"key '{loc}': {e['msg'].removeprefix('Value error, ')} (got {_short(given)})")
     return f"{label}: invalid spec: " + "; ".join(msgs)
 
 
 def _validate(raw: dict, label: str, path: str | None = None) -> Spec:
+    long = _long_texts(raw)
+    if long:
+        raise SpecError(f"{label}: invalid spec: key '{long[0]}': text longer than {MAX_TEXT_CHARS} characters")
     try:
         spec = Spec.model_validate({**raw, "path": path})
     except ValidationError as exc:
@@ -338,15 +375,10 @@ def _validate(raw: dict, label: str, path: str | None = None) -> Spec:
 
 def load_spec(path: str | Path) -> Spec:
     """Read and validate a TOML spec. Raises :class:`SpecError`."""
+    from bayesln.textfiles import read_toml
+
     p = Path(path)
-    if not p.is_file():
-        raise SpecError(f"{p}: spec file not found")
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise SpecError(f"{p}: not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{p}: not valid TOML: {exc}") from None
+    raw = read_toml(p, error=SpecError, what="spec file", max_bytes=MAX_SPEC_BYTES)
     return _validate(raw, str(p), path=str(p))
 
 

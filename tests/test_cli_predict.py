@@ -211,9 +211,14 @@ def test_predict_spec_out_writes_the_run_folder_bayesln_fit_writes(predicted):
     info = json.loads((run / "run.json").read_text())
     assert set(RUN_FILES) <= set(info["files"])
     assert info["seed"] == SEED
-    assert info == {**json.loads((fit_run / "run.json").read_text()), "timings_s": info["timings_s"]}
-    for f in ("summary.csv", "summary.json", "study_effects.csv", "predictions.csv", "comparison.csv",
-              "diagnostics.json", "spec.json", "data.csv", "usage.csv"):
+    fit_info = json.loads((fit_run / "run.json").read_text())
+    same = ("summary.csv", "summary.json", "study_effects.csv", "predictions.csv", "comparison.csv",
+            "diagnostics.json", "spec.json", "data.csv", "usage.csv")
+    # idata.nc and the figures embed their creation time, so only their hashes differ
+    assert {k: v for k, v in info.items() if k not in ("timings_s", "sha256")} == \
+        {k: v for k, v in fit_info.items() if k not in ("timings_s", "sha256")}
+    assert {f: info["sha256"][f] for f in same} == {f: fit_info["sha256"][f] for f in same}
+    for f in same:
         assert (run / f).read_bytes() == (fit_run / f).read_bytes(), f
     # written atomically: nothing else (no temporary folder) is left in --out
     assert [p.name for p in out.iterdir()] == [NAME]
@@ -274,6 +279,7 @@ def test_summary_is_recomputed_from_idata_nc_alone(predicted, tmp_path):
     from bayesln import _arviz
     from bayesln.analysis import load_data_source, select_for_spec
     from bayesln.predict.command import load_run_result
+    from bayesln.runs import folder_hashes
     from bayesln.spec import spec_from_dict
 
     _, run, _, _ = predicted
@@ -286,10 +292,12 @@ def test_summary_is_recomputed_from_idata_nc_alone(predicted, tmp_path):
     assert sel.fingerprint() == idata.attrs["data_fingerprint"]
     (alone / "spec.json").write_text(json.dumps(spec.canonical()), encoding="utf-8")
     (alone / "data.csv").write_text(sel.to_csv_text(), encoding="utf-8")
-    (alone / "run.json").write_text(json.dumps({"spec_hash": spec.hash(), "data_fingerprint": sel.fingerprint()}))
     (alone / "summary.csv").write_text("quantity,median\nnot the summary,0\n")
     (alone / "diagnostics.json").write_text("{}")
     (alone / "comparison.csv").write_text("source\n")
+    # sealed with its own hashes (every read verifies them), as save_analysis does
+    (alone / "run.json").write_text(json.dumps({"spec_hash": spec.hash(), "data_fingerprint": sel.fingerprint(),
+                                                "sha256": folder_hashes(alone)}))
 
     result, _ = load_run_result(alone)
     recomputed = result.summary().reset_index()

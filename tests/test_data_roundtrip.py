@@ -30,11 +30,12 @@ OUTCOMES = ("complete_response", "partial_response", "total_response", "leucopen
 RESPONSE = OUTCOMES[:3]
 TREATMENTS = ("tac", "ivcy", "mmf", "aza", "placebo", "msc", "standard_care")
 
-# Free text without surrounding blanks (the reader strips cells) and not a missing-value
-# word: commas, quotes, newlines and non-ASCII letters are all allowed inside.
+# Free text without surrounding blanks (the reader strips cells) and not beginning like a
+# spreadsheet formula (=, +, -, @: refused by the validator); commas, quotes, newlines,
+# non-ASCII letters and the word NA (text in text columns) are all allowed.
 text = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", "Zs"), include_characters=',"\n\r'),
                min_size=1, max_size=12).filter(
-    lambda s: s == s.strip() and s.strip() and s.upper() not in ("NA", "NAN"))
+    lambda s: s == s.strip() and s.strip() and s[0] not in "=+-@")
 maybe = lambda s: st.one_of(st.none(), s)  # noqa: E731
 fraction = st.floats(0, 1, allow_nan=False)
 

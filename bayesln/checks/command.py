@@ -71,11 +71,22 @@ class CheckReport:
         return d
 
     def save(self, folder: str | Path, *, figures: bool = True) -> Path:
-        """Write every table as CSV, ``checks.json`` and (optionally) the figures."""
+        """Write every table as CSV, ``checks.json`` and (optionally) the figures into
+        ``folder``, atomically: a temporary folder beside it, renamed into place when
+        complete (an earlier checks folder there is replaced in one rename). Refused
+        (:class:`CheckInputError`) inside a run folder - a fit's files never change - and
+        over an existing folder that is not a checks folder (see
+        :func:`check_destination`)."""
+        from bayesln.runs import atomic_run_dir
+
+        p = check_destination(folder)
+        with atomic_run_dir(p.parent, p.name, marker="checks.json") as tmp:
+            self._write(tmp, figures=figures)
+        return p
+
+    def _write(self, p: Path, *, figures: bool) -> None:
         from bayesln.checks import plots
 
-        p = Path(folder)
-        p.mkdir(parents=True, exist_ok=True)
         for name, t in self.tables().items():
             t.to_csv(p / f"{name}.csv", index=False, float_format="%.6g")
         (p / "checks.json").write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False, default=str), encoding="utf-8")
@@ -96,7 +107,29 @@ class CheckReport:
             for name, fig in figs.items():
                 fig.savefig(p / f"{name}.png", dpi=120)
                 plt.close(fig)
-        return p
+
+
+def check_destination(folder: str | Path) -> Path:
+    """The folder ``bayesln check --out`` writes, checked before any refit: not a run
+    folder or inside one (a fit's files never change after it is written), not an
+    existing non-empty folder other than an earlier checks folder (one holding
+    ``checks.json``, which is replaced), and its parent writable."""
+    from bayesln.runs import RunError, check_output_parent, check_run_name
+
+    p = Path(folder).resolve()
+    for q in (p, *p.parents):
+        if (q / "run.json").is_file():
+            raise CheckInputError(f"--out {folder}: is {'a run folder' if q == p else f'inside the run folder {q}'}; "
+                                  "a fit's files never change after it is written - write the checks to their own folder")
+    if p.exists() and p.is_dir() and any(p.iterdir()) and not (p / "checks.json").is_file():
+        raise CheckInputError(f"--out {folder}: an existing folder that is not a checks folder (no checks.json); "
+                              "give a new folder (or an earlier checks folder, which is replaced)")
+    try:
+        check_run_name(p.name)
+        check_output_parent(p, "--out")
+    except RunError as exc:
+        raise CheckInputError(str(exc)) from None
+    return p
 
 
 # --------------------------------------------------------------------------- loading

@@ -22,6 +22,12 @@ from dataclasses import dataclass, field
 from bayesln import vocab
 
 
+#: the largest count (events, n, arm sizes) accepted anywhere: far above any trial and far
+#: below 2**53, so every count and every product of two counts' sums stays exact enough in
+#: float64 (the frequentist variances, the models)
+COUNT_MAX = 10**9
+
+
 @dataclass(frozen=True)
 class Column:
     name: str

@@ -12,6 +12,7 @@ import csv
 import io
 import math
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,10 @@ class Problem:
             where.append(f"line {self.line}")
         if self.column is not None:
             where.append(f"column '{self.column}'")
-        val = "" if self.value is None else f" (value {self.value!r})"
+        v = self.value
+        if v is not None and len(v) > 80:
+            v = v[:60] + f"... ({len(v):,} characters)"
+        val = "" if v is None else f" (value {v!r})"
         return f"{', '.join(where)}: {self.message}{val}"
 
 
@@ -59,7 +63,15 @@ def _read_text(path: Path, label: str) -> str:
         raise DataValidationError([Problem(label, None, None, None, "file not found")])
     if path.is_dir():
         raise DataValidationError([Problem(label, None, None, None, "is a directory, not a CSV file")])
-    raw = path.read_bytes()
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise DataValidationError([Problem(label, None, None, None, f"cannot be read: {exc.strerror or exc}")]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise DataValidationError([Problem(
+            label, None, None, None,
+            f"is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB, the most a data file may hold (is it the right file?)")])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -104,7 +116,8 @@ def _rows_from_text(
             rows.append((line, rec))
     except csv.Error as exc:
         raise DataValidationError([Problem(label, reader.line_num, None, None, f"malformed CSV: {exc}")]) from None
-    assert header is not None  # text is non-empty
+    if header is None:  # only separators and blanks
+        raise DataValidationError([Problem(label, None, None, None, "the file has no header row (only empty cells)")])
     problems: list[Problem] = []
     if len(header) == 1:
         for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
@@ -145,7 +158,15 @@ def _rows_from_frame(frame: pd.DataFrame) -> tuple[list[str], list[tuple[int | s
                 # repr of the Python float: exact, and never numpy's "np.float64(24.0)";
                 # integers held in a float column (pandas upcasts when NaN is present)
                 # are read back as whole numbers by the integer columns
-                cells.append("" if math.isnan(v) else repr(float(v)))
+                # (pandas upcasts an integer column with NaN to float): whole floats are
+                # written as integers, the way a CSV holds counts
+                f = float(v)
+                if math.isnan(f):
+                    cells.append("")
+                elif f.is_integer() and abs(f) < 2**53:
+                    cells.append(str(int(f)))
+                else:
+                    cells.append(repr(f))
             elif isinstance(v, (int, np.integer)):
                 cells.append(str(int(v)))
             else:
@@ -157,29 +178,70 @@ def _rows_from_frame(frame: pd.DataFrame) -> tuple[list[str], list[tuple[int | s
 # ----------------------------------------------------------------------------- parsing
 
 
+#: the largest count (events, n and the arm sizes) the format accepts (see schema.COUNT_MAX)
+COUNT_MAX = schema.COUNT_MAX
+#: the largest data file read (bytes): a CSV of this size holds millions of rows; reading
+#: stops there, so a wrong path (a device, a huge log) is refused instead of filling memory
+MAX_FILE_BYTES = 64 * 1024 * 1024
+#: cells read as missing in integer, number and boolean columns besides the empty cell;
+#: in text columns "NA" is text (a study called NA, the country code of Namibia)
+MISSING_WORDS = frozenset({"NA"})
+#: leading characters that make spreadsheet programs run a cell as a formula ("CSV
+#: injection"): refused at the start of any text cell, so no export can carry one
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+_INTEGER_RE = re.compile(r"-?[0-9]+")
+_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+#: identifier columns: one line of printable text (free-text columns may hold line breaks)
+LABEL_COLUMNS = frozenset({"study", "arm", "treatment", "outcome", "regimen", "design", "phase"})
+
+
+def _text_problem(column: str, s: str) -> str | None:
+    """Why a text cell cannot be taken (formula start, control characters), or None."""
+    if s.startswith(FORMULA_START) and s != "-":  # a lone dash ("not reported") runs nothing
+        return (f"text beginning with {s[0]!r} is refused: spreadsheet programs run such a cell as a formula "
+                "when an exported CSV is opened (remove the leading character)")
+    allowed = "" if column in LABEL_COLUMNS else "\n\r\t"
+    if any((ord(ch) < 32 or ord(ch) == 127) and ch not in allowed for ch in s):
+        what = "a label must be one line of printable text" if column in LABEL_COLUMNS else "text must be printable"
+        return f"contains a control character (tab, line break, NUL, ...); {what}"
+    return None
+
+
 def _parse_cell(col: schema.Column, raw: str, allowed_enum: Iterable[str] | None):
-    """Returns (value, error message or None). Blank -> (None, None)."""
-    s = raw.strip()
-    if s == "" or s.upper() in ("NA", "NAN"):
+    """Returns (value, error message or None). Blank -> (None, None).
+
+    Counts and other integers are ASCII decimal digits only (an optional sign, surrounding
+    spaces): no exponent, no decimal point, no '_' separators, no other scripts' digits,
+    at most :data:`COUNT_MAX`. Numbers are ASCII decimals (with an optional exponent).
+    ``NA`` means missing in integer, number and boolean columns only."""
+    s = raw.strip(" ")
+    if s == "" or (col.type != "string" and s in MISSING_WORDS):
         return None, None
     if col.type == "string":
+        bad = _text_problem(col.name, s)
+        if bad:
+            return None, bad
+        s = s.strip()
         if allowed_enum is not None and s not in allowed_enum:
             known = ", ".join(sorted(allowed_enum))
             return None, f"unknown {col.name} label; known labels: {known}"
         return s, None
+    s = s.strip()
     if col.type == "integer":
-        try:
-            f = float(s)
-        except ValueError:
-            return None, "not a whole number"
-        if not math.isfinite(f) or not f.is_integer():
-            return None, "not a whole number"
-        v = int(f)
+        if not _INTEGER_RE.fullmatch(s):
+            return None, "not a whole number (write the count in decimal digits 0-9 only, e.g. 12)"
+        if len(s.lstrip("-")) > 12:
+            return None, f"too large: counts are at most {COUNT_MAX:,}"
+        v = int(s)
+        if v > COUNT_MAX:
+            return None, f"too large: counts are at most {COUNT_MAX:,}"
     elif col.type == "number":
-        try:
-            v = float(s)
-        except ValueError:
-            return None, "not a number"
+        if not _NUMBER_RE.fullmatch(s) or len(s) > 40:
+            return None, "not a number (write a decimal number such as 0.45)"
+        v = float(s)
         if not math.isfinite(v):
             return None, "not a finite number"
     elif col.type == "boolean":
@@ -278,7 +340,7 @@ def parse_table(
 
     # row-level rules
     for line, rec, no_outcome in zip(lines, records, blank_outcome):
-        if rec.get("study") is None:
+        if rec.get("study") is None and not _has_problem(problems, line, "study"):
             problems.append(Problem(label, line, "study", "", "study is blank"))
         if rec.get("treatment") is None and not any(
             p.line == line and p.column == "treatment" for p in problems

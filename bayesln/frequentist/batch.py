@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from ._zeroin import R_UNIROOT_TOL
-from .effects import check_measure, corrected_tables, double_zero, escalc_arrays
+from .effects import COUNT_MAX, check_measure, corrected_tables, double_zero, escalc_arrays
 from .errors import FrequentistInputError
 from .models import REML_MAXITER, REML_THRESHOLD, mh_estimate_arrays
 
@@ -49,6 +49,8 @@ def _validate(ai, n1i, ci, n2i):
             ("negative count", present & ((ai < 0) | (ci < 0) | (n1i < 0) | (n2i < 0))),
             ("empty arm (n = 0)", present & ((n1i == 0) | (n2i == 0))),
             ("events exceed n", present & ((ai > n1i) | (ci > n2i))),
+            (f"count above {COUNT_MAX:,}", present & ((ai > COUNT_MAX) | (ci > COUNT_MAX) | (n1i > COUNT_MAX)
+                                                      | (n2i > COUNT_MAX))),
         ]
     for msg, bad in checks:
         if bad.any():

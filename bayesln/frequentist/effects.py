@@ -41,6 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bayesln.data.schema import COUNT_MAX
+
 from .errors import FrequentistInputError
 
 MEASURES = ("RR", "OR", "RD")
@@ -70,8 +72,9 @@ def validate_counts(ai, n1i, ci, n2i, studies: Sequence[str] | None = None) -> N
 
     Checked: all four values finite (NaN is reported here too: callers that want missing
     counts *excluded* must drop those rows first), non-negative, ``events <= n`` in each
-    arm and ``n > 0`` in each arm (a study with an empty arm is a one-arm study and has no
-    contrast). Non-integer counts are accepted (as in metafor).
+    arm, ``n > 0`` in each arm (a study with an empty arm is a one-arm study and has no
+    contrast) and every count at most ``COUNT_MAX`` (10^9, the arm-level format's bound).
+    Non-integer counts are accepted (as in metafor).
     """
     ai, n1i, ci, n2i = (_as_float(v, nm) for v, nm in zip((ai, n1i, ci, n2i), ("ai", "n1i", "ci", "n2i")))
     shapes = {a.shape for a in (ai, n1i, ci, n2i)}
@@ -96,6 +99,11 @@ def validate_counts(ai, n1i, ci, n2i, studies: Sequence[str] | None = None) -> N
         if n1 == 0 or n2 == 0:
             side = "treatment" if n1 == 0 else "control"
             problems.append(f"{lab}: empty {side} arm (n = 0); a one-arm study has no two-arm contrast")
+            continue
+        big = [nm for nm, v in vals.items() if v > COUNT_MAX]
+        if big:
+            problems.append(f"{lab}: {', '.join(big)} above {COUNT_MAX:,}, the largest count accepted (as in the "
+                            "arm-level format; beyond it the variances lose their precision)")
             continue
         if a > n1:
             problems.append(f"{lab}: events_t = {a:g} exceeds n_t = {n1:g}")

@@ -39,7 +39,6 @@ turner             outcome_type, comparison_type        tau (Turner et al. 2015,
 
 from __future__ import annotations
 
-import ast
 import math
 import re
 from typing import Any
@@ -77,6 +76,9 @@ DIST_PARAMS: dict[str, tuple[str, ...]] = {
 }
 #: parameters that may be left out (value None)
 OPTIONAL_PARAMS: dict[str, tuple[str, ...]] = {"turner": ("outcome_type", "comparison_type")}
+#: the largest absolute value of a numeric prior parameter (log-odds scale: e^(10^6) is
+#: beyond any odds; vague priors such as normal(0, 100) or normal(0, 1e4) stay far inside)
+PARAM_MAX = 1e6
 #: string-valued parameters
 STRING_PARAMS = {"outcome_type", "comparison_type", "source"}
 
@@ -119,6 +121,10 @@ class Prior(BaseModel):
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise ValueError(f"{self.dist}: parameter {k} must be a finite number, got {v!r}")
+            if abs(v) > PARAM_MAX:
+                raise ValueError(f"{self.dist}: parameter {k} = {v:g} is outside [-{PARAM_MAX:g}, {PARAM_MAX:g}] "
+                                 "(on the log-odds scale such a prior means nothing, and the sampler's arithmetic "
+                                 "overflows)")
         p = self.params
         positive = {"sigma", "scale", "nu", "rate"}
         for k in positive & set(p):
@@ -145,31 +151,95 @@ class Prior(BaseModel):
             return text
         if isinstance(text, dict):
             return cls.model_validate(text)
-        m = re.fullmatch(r"\s*([a-z_0-9]+)\s*\((.*)\)\s*", str(text), flags=re.S)
-        if not m:
-            raise ValueError(f"cannot read prior {text!r}; write e.g. 'half_normal(0.5)' or 'normal(mu=0, sigma=2.5)'")
-        name, inner = m.group(1), m.group(2)
-        if name not in DIST_PARAMS:
-            raise ValueError(f"unknown prior distribution {name!r}; known: {', '.join(DIST_PARAMS)}")
-        try:
-            call = ast.parse(f"f({inner})", mode="eval").body
-            # exactly one call f(...): "normal(0, 1) or x", "normal(0, 1), normal(0, 1)" and
-            # "normal(0, 1)(2, 3)" parse to something else and are refused
-            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "f"):
-                raise ValueError("expected one distribution call with literal arguments")
-            args = [ast.literal_eval(a) for a in call.args]
-            kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
-        except (SyntaxError, ValueError) as exc:
-            raise ValueError(f"cannot read the arguments of prior {text!r}: {exc}") from None
+        name, args, kwargs = _parse_call(str(text))
         names = DIST_PARAMS[name]
         if len(args) > len(names):
-            raise ValueError(f"{name} takes at most {len(names)} positional arguments ({', '.join(names)})")
+            raise ValueError(f"{name} takes at most {len(names)} positional arguments ({', '.join(names)}): "
+                             f"{_quote(text)}")
         params = dict(zip(names, args))
         dup = set(params) & set(kwargs)
         if dup:
-            raise ValueError(f"{name}: parameter(s) {sorted(dup)} given twice")
+            raise ValueError(f"{name}: parameter(s) {sorted(dup)} given twice: {_quote(text)}")
         params.update(kwargs)
         return cls(dist=name, params=params)
+
+
+#: the longest prior text read (a prior is a name and a few numbers)
+MAX_PRIOR_CHARS = 200
+
+_TOKEN = re.compile(r"""
+    (?P<space>[ ]+)
+  | (?P<number>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
+  | (?P<string>'[^'\\\n]*'|"[^"\\\n]*")
+  | (?P<name>[A-Za-z_][A-Za-z_0-9]*)
+  | (?P<punct>[(),=])
+""", re.X)
+
+
+def _quote(text) -> str:
+    t = str(text)
+    return repr(t if len(t) <= 80 else t[:60] + f"... ({len(t):,} characters)")
+
+
+def _parse_call(text: str) -> tuple[str, list, dict]:
+    """``name(arg, ..., key=arg, ...)`` with literal numbers, quoted strings or None as
+    arguments - read by a small tokenizer (never evaluated, never Python's parser):
+    bounded length, one sign per number, finite floats, no repeated keywords. Errors
+    quote the text."""
+    hint = "write e.g. 'half_normal(0.5)' or 'normal(mu=0, sigma=2.5)'"
+    if len(text) > MAX_PRIOR_CHARS:
+        raise ValueError(f"prior text is {len(text):,} characters, more than the {MAX_PRIOR_CHARS} allowed: "
+                         f"{_quote(text)}")
+    tokens, pos, src = [], 0, text.strip()
+    while pos < len(src):
+        m = _TOKEN.match(src, pos)
+        if m is None:
+            raise ValueError(f"cannot read prior {_quote(text)}: unexpected {src[pos]!r} at character {pos + 1}; {hint}")
+        pos = m.end()
+        if m.lastgroup != "space":
+            tokens.append((m.lastgroup, m.group()))
+    if len(tokens) < 3 or tokens[0][0] != "name" or tokens[1] != ("punct", "(") or tokens[-1] != ("punct", ")"):
+        raise ValueError(f"cannot read prior {_quote(text)}; {hint}")
+    name = tokens[0][1]
+    if name not in DIST_PARAMS:
+        raise ValueError(f"unknown prior distribution {name!r} in {_quote(text)}; known: {', '.join(DIST_PARAMS)}")
+    body = tokens[2:-1]
+    args: list = []
+    kwargs: dict = {}
+    i = 0
+    while i < len(body):
+        key = None
+        if i + 1 < len(body) and body[i][0] == "name" and body[i + 1] == ("punct", "="):
+            key = body[i][1]
+            i += 2
+        if i >= len(body):
+            raise ValueError(f"cannot read prior {_quote(text)}: a value is missing after {key}=")
+        kind, tok = body[i]
+        if kind == "number":
+            value = float(tok)
+            if not math.isfinite(value):
+                raise ValueError(f"cannot read prior {_quote(text)}: {tok[:30]} is outside the range of a float")
+        elif kind == "string":
+            value = tok[1:-1]
+        elif kind == "name" and tok == "None":
+            value = None
+        else:
+            raise ValueError(f"cannot read prior {_quote(text)}: expected a number, a quoted text or None, "
+                             f"not {tok!r}")
+        i += 1
+        if i < len(body):
+            if body[i] != ("punct", ","):
+                raise ValueError(f"cannot read prior {_quote(text)}: expected ',' or ')' after {tok!r}")
+            i += 1
+        if key is None:
+            if kwargs:
+                raise ValueError(f"cannot read prior {_quote(text)}: a positional argument after a keyword argument")
+            args.append(value)
+        elif key in kwargs:
+            raise ValueError(f"{name}: parameter {key!r} given twice in {_quote(text)}")
+        else:
+            kwargs[key] = value
+    return name, args, kwargs
 
 
 # ---------------------------------------------------------------------- constructors

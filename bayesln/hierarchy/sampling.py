@@ -55,7 +55,8 @@ class SamplerSettings:
     def __post_init__(self):
         for k in ("draws", "tune", "chains"):
             v = getattr(self, k)
-            if not isinstance(v, (int, np.integer)) or v < (1 if k != "tune" else 0):
+            # tune >= 1 too: nutpie stops with an internal panic without adaptation steps
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{k} must be a positive integer, got {v!r}")
         if not 0.5 <= self.target_accept < 1:
             raise ValueError(f"target_accept must be in [0.5, 1), got {self.target_accept}")

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -313,13 +312,10 @@ def default_targets_path() -> Path:
 
 def load_targets(path: str | Path | None = None) -> dict[str, Target]:
     """All targets of a TOML file (default: :func:`default_targets_path`), by name."""
+    from bayesln.textfiles import read_toml
+
     p = Path(path) if path is not None else default_targets_path()
-    if not p.is_file():
-        raise TargetError(f"{p}: targets file not found")
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise TargetError(f"{p}: not valid TOML: {exc}") from None
+    raw = read_toml(p, error=TargetError, what="targets file")
     out = {}
     for name, table in raw.items():
         if not isinstance(table, dict):
