@@ -90,6 +90,28 @@ def stop_requested() -> int | None:
     return _STOP
 
 
+_DEFER = 0
+
+
+def interrupts_deferred() -> bool:
+    """True while a run folder's files are being written: a signal handler then only
+    records the stop (:func:`request_stop`) instead of raising inside a library call (an
+    exception raised inside h5netcdf's or matplotlib's writers leaves half-built objects
+    whose finalisers print tracebacks); :func:`atomic_run_dir` checks the flag before it
+    commits and removes the temporary folder."""
+    return _DEFER > 0
+
+
+@contextlib.contextmanager
+def _deferring_interrupts() -> Iterator[None]:
+    global _DEFER
+    _DEFER += 1
+    try:
+        yield
+    finally:
+        _DEFER -= 1
+
+
 def check_run_name(name: str) -> str:
     if not NAME_RE.match(name) or ".." in name or "/" in name or "\\" in name:
         raise RunError(
@@ -230,7 +252,8 @@ def atomic_run_dir(out: str | os.PathLike, name: str, marker: str | None = None)
     old = None
     try:
         try:
-            yield tmp
+            with _deferring_interrupts():
+                yield tmp
         except OSError as exc:
             raise RunError(f"{dest}: cannot be written ({exc.strerror or exc}: {exc.filename or ''}); "
                            "nothing was written") from None

@@ -79,7 +79,7 @@ BAD_CASES = {
                                ["{spec}", "unknown key 'thin'", "[sampler]", "allowed keys", "draws", "target_accept"]),
     "unknown-key-in-priors": (BASE.replace("[priors]", '[priors]\nrho = "normal(0, 1)"'), [],
                               ["{spec}", "unknown key 'rho'", "[priors]", "allowed keys", "tau"]),
-    "wrong-type": (BASE.replace("draws = 1000", 'draws = "many"'), [], ["{spec}", "sampler.draws", "'many'", "integer"]),
+    "wrong-type": (BASE.replace("draws = 2000", 'draws = "many"'), [], ["{spec}", "sampler.draws", "'many'", "integer"]),
     "unknown-outcome": (BASE.replace('outcome = "total_response"', 'outcome = "remission"'), [],
                         ["{spec}", "data.outcome", "'remission'", "allowed", "complete_response", "death"]),
     "unknown-effect-modifier": (BASE.replace('baseline = "independent"', 'baseline = "independent"\neffect_modifiers = ["shoe_size"]'), [],

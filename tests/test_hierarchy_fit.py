@@ -14,6 +14,8 @@ from bayesln.hierarchy import GateThresholds, Priors, fit_core
 from bayesln.hierarchy import priors as P
 from bayesln.hierarchy.sampling import clear_compiled_cache
 
+from _mcmc import SANITY_GATE, assert_sane
+
 pytestmark = pytest.mark.slow
 
 #: short runs for structural checks; the gate is loosened to match (a short run is not
@@ -27,11 +29,20 @@ def td():
     return bayesln.load_dataset("tacrolimus_ln")
 
 
+#: the shipped specs' sampler settings (models/*.toml): 4 x 2000 draws at target_accept
+#: 0.995 pass the gate in 20 of 20 seeds for these tests' fits natively and with generic-CPU
+#: code (`python benchmarks/seed_sweep.py --test-fits`: benchmarks/results/seed_sweep.json,
+#: "test_fits"). The library default (4 x 1000 at 0.99) passes too on this machine, but its
+#: max R-hat reached 1.009-1.011 in 1-3 seeds of 20 (measured the same way), too thin a margin
+#: for a test that must pass on any CPU.
+SPEC_SAMPLER = dict(draws=2000, tune=1000, chains=4, target_accept=0.995)
+
+
 @pytest.fixture(scope="module")
 def total(td):
     with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)  # default fit: no gate warning
-        return fit_core(td, "total_response", seed=2024)
+        warnings.simplefilter("error", UserWarning)  # no gate warning
+        return fit_core(td, "total_response", seed=2024, **SPEC_SAMPLER)
 
 
 # ----------------------------------------------------------------------------- bundled data
@@ -55,9 +66,9 @@ def test_default_fit_total_response_passes_gate(total):
 def test_default_fit_complete_response_passes_gate(td):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        # the seed of models/complete_response.toml: the gate is a property of one run (about
-        # one seed in ten gives R-hat(tau) of 1.010-1.015 at 4 x 1000 draws on these six trials)
-        res = fit_core(td, "complete_response", seed=20261122, prior_predictive=False)
+        # the seed of models/complete_response.toml and its settings (at 4 x 1000 draws about
+        # one seed in ten gives R-hat(tau) of 1.010-1.015 on these six trials)
+        res = fit_core(td, "complete_response", seed=20261122, prior_predictive=False, **SPEC_SAMPLER)
     assert res.status == "ok", res.diagnostics.problems
     assert res.summary().loc["P(OR > 1)", "mean"] > 0.9
 
@@ -84,14 +95,17 @@ def test_idata_contents(total, td):
     amu = arms["study"].to_numpy() == "amudalapalli2025"
     assert float(ll.sel(study="amudalapalli2025").values[0, 0]) == pytest.approx(lp[amu].sum())
     assert idata.observed_data["events"].values.tolist() == total.design.events.tolist()
-    assert idata.posterior_predictive["events"].shape == (4, 1000, 15)
+    assert idata.posterior_predictive["events"].shape == (4, SPEC_SAMPLER["draws"], 15)
     attrs = idata.attrs
     assert attrs["data_fingerprint"] == td.fingerprint()
     assert attrs["seed"] == 2024 and attrs["backend"] == "nutpie"
     assert attrs["bayesln_version"] == bayesln.__version__
     cfg = json.loads(attrs["model_config"])
     assert cfg["priors"]["tau"] == {"dist": "half_normal", "params": {"scale": 0.5}}
-    assert cfg["sampler"]["target_accept"] == 0.99 and cfg["baseline"] == "independent"
+    assert cfg["sampler"]["target_accept"] == SPEC_SAMPLER["target_accept"] and cfg["baseline"] == "independent"
+    import inspect
+
+    assert inspect.signature(fit_core).parameters["target_accept"].default == 0.99  # the library default
     with warnings.catch_warnings():
         # leaving out a whole study removes its own mu_i and delta_i: Pareto k is high
         warnings.simplefilter("ignore", UserWarning)
@@ -260,8 +274,9 @@ def test_vague_priors_large_trials_match_reml_and_truth():
     assert eng.se == pytest.approx(se_reml, rel=1e-5)
     mu_reml, tau2_reml, se_reml = eng.beta, eng.tau2, eng.se
     vague = Priors(baseline="normal(0, 100)", d="normal(0, 100)", tau="half_normal(5)")
-    res = fit_core(df, "total_response", priors=vague, seed=11, draws=1000, tune=1000, chains=4, prior_predictive=False)
-    assert res.status == "ok"
+    res = fit_core(df, "total_response", priors=vague, seed=11, draws=1000, tune=1000, chains=4, prior_predictive=False,
+                   gate=SANITY_GATE)
+    assert_sane(res)  # the agreement with REML is the test (tests/_mcmc.py)
     d_mean = float(res.draws("d").mean())
     d_sd = float(res.draws("d").std())
     # posterior mean ~ REML estimate (difference a small fraction of its SE) and the

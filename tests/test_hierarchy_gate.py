@@ -80,7 +80,9 @@ def test_gate_on_small_simulated_fit():
     df = simulated_trials()
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        res = fit_core(df, "total_response", seed=5, draws=1000, tune=1000, chains=4, prior_predictive=False)
+        # 4 x 2000 draws: at 4 x 1000 the max R-hat of this fit reached 1.008 in 20 seeds
+        # (natively and with generic-CPU code), too close to 1.01 for any machine
+        res = fit_core(df, "total_response", seed=5, draws=2000, tune=1000, chains=4, prior_predictive=False)
     assert res.status == "ok", res.diagnostics.problems
     assert res.diagnostics.table["r_hat"].max() <= 1.01
     # a far too short run fails the gate: status and a UserWarning naming parameters

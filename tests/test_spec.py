@@ -82,8 +82,8 @@ def test_with_overrides_replaces_sampler_settings_only():
     assert o.sampler.target_accept == sp.sampler.target_accept
     assert o.data == sp.data and o.model == sp.model and o.priors == sp.priors
     assert o.path == sp.path  # CSV sources still resolve relative to the spec file
-    # the original is unchanged (specs are frozen)
-    assert sp.sampler.draws == 1000
+    # the original is unchanged (specs are frozen): the draws of models/total_response.toml
+    assert sp.sampler.draws == 2000
 
 
 def test_with_overrides_none_is_a_no_op():
@@ -185,7 +185,7 @@ BASE = (MODELS / "total_response.toml").read_text(encoding="utf-8")
         ("foo = 1\n" + BASE, ["unknown key 'foo'", "top level", "allowed keys", "analysis", "sampler"]),
         (BASE.replace("chains = 4", "chains = 4\nthin = 2"), ["unknown key 'thin'", "[sampler]", "draws", "target_accept"]),
         (BASE.replace("[priors]", '[priors]\nrho = "normal(0, 1)"'), ["unknown key 'rho'", "[priors]", "tau"]),
-        (BASE.replace("draws = 1000", 'draws = "many"'), ["sampler.draws", "'many'"]),
+        (BASE.replace("draws = 2000", 'draws = "many"'), ["sampler.draws", "'many'"]),
         (BASE.replace('outcome = "total_response"', 'outcome = "remission"'), ["data.outcome", "'remission'", "complete_response"]),
         (BASE.replace('baseline = "independent"', 'baseline = "independent"\neffect_modifiers = ["shoe_size"]'),
          ["model.effect_modifiers", "'shoe_size'", "asian_fraction", "regimen"]),
