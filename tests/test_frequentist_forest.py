@@ -1,4 +1,5 @@
-"""What ``bayesln.frequentist.forest_plot`` draws, checked artist by artist.
+"""What ``bayesln.frequentist.forest_plot`` (= ``bayesln.plots.forest_plot`` on a contrast
+table) draws, checked artist by artist.
 
 References:
 
@@ -7,7 +8,8 @@ References:
   R call stored in each case), drawn as ``exp(yi)`` with the CI
   ``exp(yi -/+ z sqrt(vi))``, z = the 0.975 normal quantile (1.959964; closed form, Python's
   ``statistics.NormalDist``); no exp for RD;
-* weights column: metafor ``weights(res)`` of the fixed- and random-effects fits (percent);
+* weight columns "Weight (MH)", "Weight (REML)", ...: metafor ``weights(res)`` of the fit
+  that drew the diamond of that name (percent);
 * diamonds, prediction interval, pooled text and heterogeneity line: metafor ``beta``,
   ``ci.lb``, ``ci.ub``, ``predict(res)$pi.lb/pi.ub``, ``QE``, ``QEp``, ``I2``, ``tau2``;
 * published marker: the Kraaij et al. figure bundled in ``TrialData.published``
@@ -40,6 +42,7 @@ RTOL, ATOL = 1e-6, 1e-9
 Z = NormalDist().inv_cdf(0.975)
 LABEL = {"mh": "Mantel-Haenszel", "peto": "Peto", "iv": "Inverse variance",
          "dl": "DerSimonian-Laird", "reml": "REML", "pm": "Paule-Mandel"}
+SHORT = {"mh": "MH", "peto": "Peto", "iv": "IV", "dl": "DL", "reml": "REML", "pm": "PM"}
 TAC = {"tac_total": ("total_response", None), "tac_complete": ("complete_response", None),
        "tac_triple_total": ("total_response", "triple")}
 
@@ -139,7 +142,12 @@ PLOTS = {
 
 def draw(key: str, **kw):
     dataset, measure, fixed, random, hksj, _, _ = PLOTS[key]
+    kw = {"treat_label": "Treatment", "control_label": "Control", **kw}
     return forest_plot(data_for(dataset), measure, fixed=fixed, random=random, hksj=hksj, **kw)
+
+
+def weight_header(method: str) -> str:
+    return f"Weight\n({SHORT[method]})"
 
 
 @pytest.mark.parametrize("key", list(PLOTS))
@@ -170,13 +178,13 @@ def test_study_rows_are_the_effect_sizes(key):
             close(seg, [lo, hi], f"{study} CI segment")
             ((mx, size),) = d.markers(y)
             close(mx, est, f"{study} point estimate")
-            # square area grows linearly with the weight: 20 + 180 w / max(w)
-            close(size, 20 + 180 * size_w[i] / np.nanmax(size_w), f"{study} square size")
+            # square area grows linearly with the weight: 9 + 63 w / max(w) (points^2)
+            close(size, 9 + 63 * size_w[i] / np.nanmax(size_w), f"{study} square size")
             assert d.text_at(x_eff, y) == f"{fmt(est)} [{fmt(lo)}, {fmt(hi)}]"
         if w_fixed is not None:
-            assert d.text_at(d.column("Weight\nfixed"), y) == f"{w_fixed[i]:.1f}%", study
+            assert d.text_at(d.column(weight_header(fixed)), y) == f"{w_fixed[i]:.1f}%", study
         if w_random is not None:
-            assert d.text_at(d.column("Weight\nrandom"), y) == f"{w_random[i]:.1f}%", study
+            assert d.text_at(d.column(weight_header(random)), y) == f"{w_random[i]:.1f}%", study
         # the counts columns are the data
         assert d.text_at(d.column("Treatment\nevents/n"), y) == \
             f"{ref['data']['ai'][i]:g}/{ref['data']['n1i'][i]:g}"
@@ -184,8 +192,15 @@ def test_study_rows_are_the_effect_sizes(key):
             f"{ref['data']['ci'][i]:g}/{ref['data']['n2i'][i]:g}"
     assert drawn_rows == int(np.isfinite(yi).sum()) > 0
     headers = {s for _, _, s in d.texts}
-    assert ("Weight\nfixed" in headers) == (fixed is not None)
-    assert ("Weight\nrandom" in headers) == (random is not None)
+    assert {h for h in headers if h.startswith("Weight")} == \
+        {weight_header(m) for m in (fixed, random) if m is not None}
+    # each weight column sums to 100% over the studies (metafor's weights do)
+    for m, w in ((fixed, w_fixed), (random, w_random)):
+        if m is not None:
+            assert abs(np.nansum(w) - 100) < 1e-6
+            printed = [float(d.text_at(d.column(weight_header(m)), d.row(s)).rstrip("%"))
+                       for s in studies if d.text_at(d.column(weight_header(m)), d.row(s)) != "-"]
+            assert abs(sum(printed) - 100) <= 0.05 * len(printed) + 1e-9
     assert d.ax.get_xscale() == ("log" if measure in ("RR", "OR") else "linear")
 
 
@@ -213,14 +228,18 @@ def test_diamonds_sit_at_the_pooled_estimates(key):
         y = d.row(_label(method, kind, hksj and method not in ("mh", "peto")))
         close(d.diamond(y), [lo, est, hi, est], f"{cid} diamond")
         assert d.text_at(x_eff, y) == f"{fmt(est)} [{fmt(lo)}, {fmt(hi)}]"
-        dashed = d.segments(y, "--")
-        if kind == "random":
+        # the weight column of this model says 100.0% on its diamond's row
+        assert d.text_at(d.column(weight_header(method)), y) == "100.0%"
+        assert d.segments(y, "--") == []
+        if kind == "random":  # the prediction interval: its own row under the diamond, dashed
             p = CASES[cid]["predict"]["value"]
-            (pi,) = dashed
+            y_pi = d.row(f"Prediction interval ({SHORT[method]})")
+            assert y_pi == y - 1
+            (pi,) = d.segments(y_pi, "--")
             close(pi, [tr(p["pi.lb"]), tr(p["pi.ub"])], f"{cid} prediction interval")
-            assert d.text_at(x_eff, y - 0.45) == f"PI [{fmt(tr(p['pi.lb']))}, {fmt(tr(p['pi.ub']))}]"
-        else:
-            assert dashed == []
+            assert d.text_at(x_eff, y_pi) == f"PI [{fmt(tr(p['pi.lb']))}, {fmt(tr(p['pi.ub']))}]"
+    if random is None:
+        assert not any(s.startswith("Prediction interval") for _, _, s in d.texts)
     assert len(d.ax.patches) == n_diamonds
     # heterogeneity line: of the random fit, else of the fixed fit
     last = CASES[rcid or fcid]["result"]

@@ -17,6 +17,9 @@ plots                            :func:`plot_ppc`, :func:`plot_influence`,
                                  :func:`plot_sensitivity`, :func:`plot_model_comparison`,
                                  :func:`plot_comparison`
 ===============================  ============================================================
+
+The figures themselves are drawn by :mod:`bayesln.plots` (``plot_comparison`` is
+:func:`bayesln.plots.comparison_plot`).
 """
 
 from bayesln.checks.command import CheckInputError, CheckReport, check_command, fit_from_run, run_checks
@@ -31,7 +34,7 @@ from bayesln.checks.compare import (
 from bayesln.checks.loo import StudyLoo, held_out_refits, influence_table, study_loo
 from bayesln.checks.marginal import integrated_study_loglik
 from bayesln.checks.models import compare_models, model_variants
-from bayesln.checks.plots import plot_comparison, plot_influence, plot_model_comparison, plot_sensitivity
+from bayesln.plots import plot_comparison, plot_influence, plot_model_comparison, plot_sensitivity
 from bayesln.checks.ppc import mid_p, plot_ppc, ppc_table
 from bayesln.checks.refit import RefitError, refit, zero_counts
 from bayesln.checks.sensitivity import DEFAULT_D_PRIORS, DEFAULT_TAU_PRIORS, prior_sensitivity

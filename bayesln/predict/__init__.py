@@ -24,7 +24,8 @@ priors and why), :mod:`.engine` (the arithmetic of a prediction), :mod:`.predict
 (``predict``), :mod:`.extrapolation` (diagnostics), :mod:`.validation`
 (leave-one-trial-out, temporal, calibration by simulation; core fits), :mod:`.ordinal`
 (the ordinal engine and ``OrdinalPrediction``), :mod:`.command`
-(``predict_command`` for the command line), :mod:`.plots`.
+(``predict_command`` for the command line); the figures are in :mod:`bayesln.plots`
+(:mod:`.plots` re-exports them).
 """
 
 from bayesln.predict.engine import ArmSpec, CoreEngine, engine_for, register_engine
