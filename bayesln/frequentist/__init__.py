@@ -11,10 +11,14 @@ pinned R results are in ``validation/fixtures/metafor_reference.json`` (produced
 :func:`subgroup_analysis`   separate fits per subgroup + test of differences
 :func:`leave_one_out`       metafor ``leave1out``
 :func:`cumulative`          metafor ``cumul`` (by year by default)
-:func:`forest_plot`         matplotlib Figure
+:func:`forest_plot`         matplotlib Figure (:func:`bayesln.plots.forest_plot`)
 :func:`reproduce_published` recompute ``TrialData.published`` figures
 :func:`batch_meta_analysis` MH + DL + REML for many meta-analyses (vectorised)
 :func:`frequentist_command` text for ``bayesln frequentist``
+:func:`small_study_effects` Egger / Begg / trim-and-fill (metafor ``regtest``,
+                            ``ranktest``, ``trimfill``); :func:`bias_command`
+                            is ``bayesln bias``
+:func:`funnel_plot`         contour-enhanced funnel plot (matplotlib Figure)
 :func:`escalc`              log RR / log OR / RD and variances (metafor ``escalc``)
 :func:`mantel_haenszel`,    array-level pooling functions
 :func:`peto`, :func:`rma_uni`
@@ -39,10 +43,22 @@ from .analysis import (
     subgroup_test,
 )
 from .batch import batch_meta_analysis
+from .bias import (
+    BeggTest,
+    EggerTest,
+    SmallStudyEffects,
+    TrimFill,
+    funnel_plot,
+    ranktest,
+    regtest,
+    small_study_effects,
+    small_study_warning,
+    trimfill,
+)
+from .bias_command import bias_command
 from .command import frequentist_command
 from .effects import EffectSizes, escalc
 from .errors import DuplicateStudyError, FrequentistInputError, NotEstimableError
-from .forest import forest_plot
 from .models import (
     METHODS,
     PooledEstimate,
@@ -59,6 +75,17 @@ from .published import reproduce_published
 __all__ = [
     "METHODS",
     "SUMMARY_COLUMNS",
+    "BeggTest",
+    "EggerTest",
+    "SmallStudyEffects",
+    "TrimFill",
+    "bias_command",
+    "funnel_plot",
+    "ranktest",
+    "regtest",
+    "small_study_effects",
+    "small_study_warning",
+    "trimfill",
     "DuplicateStudyError",
     "EffectSizes",
     "FrequentistInputError",
@@ -86,3 +113,13 @@ __all__ = [
     "tau2_qprofile_ci",
     "tau2_reml",
 ]
+
+
+def __getattr__(name: str):
+    # the forest plot is bayesln.plots.forest_plot, imported on first use so that
+    # ``import bayesln.frequentist`` does not import matplotlib
+    if name == "forest_plot":
+        from bayesln.plots.forest import forest_plot
+
+        return forest_plot
+    raise AttributeError(f"module 'bayesln.frequentist' has no attribute {name!r}")
