@@ -325,7 +325,10 @@ def prediction_set_for_spec(analysis: Analysis):
     from bayesln.predict.command import predictions_for
 
     search = [Path(analysis.spec.path).parent] if analysis.spec.path else []
-    return predictions_for(analysis.result, list(analysis.spec.targets), seed=analysis.spec.sampler.seed, search=search)
+    # a fit that failed its gate still gets its run folder (`bayesln fit` exits 1 and says
+    # why); its predictions.csv carries the warning in every row
+    return predictions_for(analysis.result, list(analysis.spec.targets), seed=analysis.spec.sampler.seed, search=search,
+                           allow_failed_gate=True)
 
 
 def predictions_for_spec(analysis: Analysis) -> pd.DataFrame | None:

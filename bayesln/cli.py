@@ -18,7 +18,7 @@ from typing import Optional
 
 import typer
 
-from bayesln.runs import Interrupted, request_stop, stop_requested
+from bayesln.runs import Interrupted, interrupts_deferred, request_stop, stop_requested
 
 app = typer.Typer(
     add_completion=False,
@@ -41,6 +41,8 @@ def _on_signal(signum, frame) -> None:
     if stop_requested() is not None:  # already unwinding: let the cleanup finish
         return
     request_stop(signum)
+    if interrupts_deferred():  # writing a run folder: it is discarded before the commit
+        return
     raise Interrupted(signum)
 
 
@@ -158,7 +160,10 @@ def _input_errors():
 
 
 def _run(fn):
-    """Run a command body, mapping input errors to exit 2 with one paragraph."""
+    """Run a command body, mapping input errors to exit 2 with one paragraph and a fit
+    refused for its failed gate to exit 1."""
+    from bayesln.hierarchy.diagnostics import GateFailedError
+
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)
@@ -167,6 +172,8 @@ def _run(fn):
         raise
     except Interrupted as exc:
         _interrupted_exit(exc.signum)
+    except GateFailedError as exc:
+        _fail(str(exc).replace("allow_failed_gate=True / --allow-failed-gate", "--allow-failed-gate"), EXIT_GATE)
     except _input_errors() as exc:
         _fail(str(exc))
     except ValueError as exc:  # the API's argument errors (unknown outcome, label, ...)
@@ -256,6 +263,37 @@ def frequentist(
             measure=measure, method=method, hksj=hksj, subgroup=subgroup, fmt=fmt, phase=phase,
         )
         typer.echo(text)
+
+    _run(body)
+
+
+# --------------------------------------------------------------------------- bias
+@app.command("bias")
+def bias(
+    data: str = typer.Argument(..., help="Bundled dataset name or CSV path."),
+    outcome: str = typer.Option(..., "--outcome", help="Outcome, e.g. total_response."),
+    treat: str = typer.Option("tac", "--treat", help="Treatment labels of the experimental side (comma-separated)."),
+    control: Optional[str] = typer.Option(None, "--control", help="Comparator labels (comma-separated); default: every other arm."),
+    measure: str = typer.Option("RR", "--measure", help="RR | OR"),
+    model: str = typer.Option("rma", "--model", help="Egger test: rma (random-effects meta-regression, z) | lm (classical weighted regression, t)."),
+    predictor: str = typer.Option("sei", "--predictor", help="Egger test predictor: sei (standard error) | ninv (1/total sample size)."),
+    method: str = typer.Option("reml", "--method", help="tau^2 estimator of the Egger model and trim-and-fill: reml | dl | iv."),
+    estimator: str = typer.Option("L0", "--estimator", help="Trim-and-fill estimator: L0 | R0."),
+    side: Optional[str] = typer.Option(None, "--side", help="Side of the missing studies: left | right (default: metafor's rule)."),
+    phase: Optional[str] = typer.Option(None, "--phase", help="Only studies of this phase (induction | maintenance)."),
+    fmt: str = typer.Option("table", "--format", help="table | json"),
+) -> None:
+    """Small-study effects: Egger's regression test, Begg's rank test and trim-and-fill, matching metafor."""
+
+    def body():
+        from bayesln.frequentist.bias_command import bias_command
+
+        text = bias_command(
+            data, outcome, [t for t in treat.split(",") if t], None if control is None else [c for c in control.split(",") if c],
+            measure=measure, fmt=fmt, model=model, predictor=predictor, method=method, estimator=estimator,
+            side=side, phase=phase,
+        )
+        typer.echo(text, nl=False)
 
     _run(body)
 
@@ -381,9 +419,13 @@ def check(
     no_sensitivity: bool = typer.Option(False, "--no-sensitivity", help="Skip the prior-sensitivity refits."),
     no_models: bool = typer.Option(False, "--no-models", help="Skip the model comparison refits."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
+    allow_failed_gate: bool = typer.Option(
+        False, "--allow-failed-gate",
+        help="Check a run that failed its diagnostics gate (default: refused, exit 1); every output carries the warning."),
 ) -> None:
     """Check a run: Bayesian vs frequentist vs published RRs, posterior predictive checks,
-    leave-one-study-out (PSIS-LOO with exact refits), prior sensitivity, model comparison."""
+    leave-one-study-out (PSIS-LOO with exact refits), prior sensitivity, model comparison.
+    A run that failed its diagnostics gate is refused (exit 1) unless --allow-failed-gate."""
 
     def body():
         from bayesln.checks.command import check_command, run_checks, format_report
@@ -393,7 +435,8 @@ def check(
         if not run.is_dir():
             raise InputError(f"{run}: no such run folder")
         opts = dict(alpha=alpha, draws=draws, tune=tune, chains=chains, sensitivity=not no_sensitivity,
-                    models=not no_models, progressbar=not quiet and sys.stderr.isatty())
+                    models=not no_models, progressbar=not quiet and sys.stderr.isatty(),
+                    allow_failed_gate=allow_failed_gate)
         if out is None:
             typer.echo(check_command(str(run), fmt, **opts), nl=False)
             return
@@ -431,7 +474,9 @@ def predict(
         None, "--out", help="SPEC only: also write the fitted run folder <out>/<name>/, atomically, as `bayesln fit` does."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress display and no status messages; only the predictions and errors."),
     allow_failed_gate: bool = typer.Option(
-        False, "--allow-failed-gate", help="SPEC: exit 0 even when the fit fails its diagnostics gate (default: exit 1)."),
+        False, "--allow-failed-gate",
+        help="Predict from a fit (SPEC) or run (RUN) that failed its diagnostics gate, exit 0, with the warning in "
+             "every output (default: refused, exit 1)."),
     margin: Optional[float] = typer.Option(None, "--margin", help="Clinical margin for P(RD > margin)."),
     ci: float = typer.Option(0.95, "--ci", help="Interval level, in (0, 1)."),
     targets_file: Optional[str] = typer.Option(None, "--targets-file", help="A targets TOML file (default: beside the spec, then models/targets.toml)."),
@@ -442,9 +487,11 @@ def predict(
     target; an ordinal run (models/ordinal_response.toml) gives coherent P(CR), P(PR), P(CR or PR) and the
     RD / RR / OR / NNT of CR and of CR-or-PR.
 
-    SPEC: the model is fitted first, as `bayesln fit` does (--draws, --tune, --chains, --seed; a progress display unless --quiet; --out DIR keeps the run folder). Exit 1 when the fit fails its diagnostics gate, unless --allow-failed-gate; the predictions are printed either way.
+    SPEC: the model is fitted first, as `bayesln fit` does (--draws, --tune, --chains, --seed; a progress display unless --quiet; --out DIR keeps the run folder, written even when the fit fails its gate).
 
-    RUN: nothing is refitted; --tune, --chains and --out are refused. A run that failed its gate gets a warning in the output.
+    RUN: nothing is refitted; --tune, --chains and --out are refused.
+
+    A fit or run that failed its diagnostics gate is refused with exit 1 and the reason, unless --allow-failed-gate: then the predictions are printed with the warning in every output (each table row, the text, the JSON) and the exit code is 0.
 
     --pred-draws is the number of posterior draws the predictions use (it was --draws; on a RUN --draws still means that, with a deprecation warning)."""
 
@@ -478,13 +525,11 @@ def predict(
         res = run_predict(run_or_spec, target, fmt, seed=seed, draws=use_draws, margin=margin, ci=ci,
                           targets_file=targets_file, fit_draws=fit_draws, fit_tune=tune, fit_chains=chains, out=out,
                           progressbar=None if not quiet else False,
-                          log=None if quiet else (lambda msg: typer.echo(msg, err=True)))
+                          log=None if quiet else (lambda msg: typer.echo(msg, err=True)),
+                          allow_failed_gate=allow_failed_gate)
         typer.echo(res.text, nl=not res.text.endswith("\n"))
-        if res.fitted and res.status != "ok":
-            name = res.analysis.spec.name if res.analysis is not None else run_or_spec
-            typer.echo(f"warning: {name}: the diagnostics gate failed: {'; '.join(res.problems)}", err=True)
-            if not allow_failed_gate:
-                raise typer.Exit(EXIT_GATE)
+        if res.status != "ok":  # only reached with --allow-failed-gate
+            typer.echo(f"warning: {run_or_spec}: the diagnostics gate failed: {'; '.join(res.problems)}", err=True)
 
     _run(body)
 

@@ -34,6 +34,12 @@ TINY = ["--draws", "150", "--tune", "150", "--chains", "2", "--quiet", "--allow-
 runner = CliRunner()
 
 
+def allow_failed(run) -> list[str]:
+    """--allow-failed-gate for a tiny run that failed its gate (these tests check the
+    commands' arithmetic and files, not trust: a failed run is refused without it)."""
+    return [] if json.loads((Path(run) / "run.json").read_text())["status"] == "ok" else ["--allow-failed-gate"]
+
+
 def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
@@ -104,7 +110,7 @@ def test_family_spec_fits_from_the_command_line(tmp_path, name):
         assert r2.exit_code == 2 and "core" in (r2.stderr or r2.output), (cmd, r2.output)
     if name == "ordinal_response":  # predictions from the ordinal fit (its spec lists targets)
         assert (run / "predictions.csv").is_file()
-        r3 = invoke("predict", run, "--target", "non_asian_class_iii_iv", "--format", "csv")
+        r3 = invoke("predict", run, "--target", "non_asian_class_iii_iv", "--format", "csv", *allow_failed(run))
         assert r3.exit_code == 0, r3.output
         assert {"complete_response", "partial_response", "total_response"} <= set(pd.read_csv(io.StringIO(r3.stdout))["outcome"])
 
@@ -125,7 +131,7 @@ def test_fit_with_targets_writes_predictions_and_predict_reproduces_them(predict
     recomputes the same numbers with the spec's seed (reproducible with a seed)."""
     written = pd.read_csv(predict_run / "predictions.csv")
     assert set(written["target"]) >= {"non_asian_class_iii_iv", "asian_class_iii_iv", "paediatric"}
-    r = invoke("predict", predict_run, "--format", "csv")
+    r = invoke("predict", predict_run, "--format", "csv", *allow_failed(predict_run))
     assert r.exit_code == 0, r.output
     from io import StringIO
 
@@ -138,7 +144,7 @@ def test_fit_with_targets_writes_predictions_and_predict_reproduces_them(predict
 
 @pytest.mark.slow
 def test_predict_json_has_one_record_per_target_and_quantity(predict_run):
-    r = invoke("predict", predict_run, "--target", "non_asian_class_iii_iv", "--format", "json")
+    r = invoke("predict", predict_run, "--target", "non_asian_class_iii_iv", "--format", "json", *allow_failed(predict_run))
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     recs = doc["predictions"]
@@ -150,7 +156,7 @@ def test_predict_json_has_one_record_per_target_and_quantity(predict_run):
     # the extrapolation report flags ethnicity as outside the data
     report = json.dumps(doc["extrapolation"])
     assert "asian_fraction" in report
-    t = invoke("predict", predict_run, "--target", "non_asian_class_iii_iv")
+    t = invoke("predict", predict_run, "--target", "non_asian_class_iii_iv", *allow_failed(predict_run))
     assert "DRIVEN BY THE PRIOR" in t.stdout or "prior" in t.stdout.lower()
 
 
@@ -160,7 +166,7 @@ def test_check_prints_the_comparison_and_saves_tables(predict_run, tmp_path):
     triple-therapy total-response RR 1.37 (1.21-1.56) (Kraaij et al., bundled
     published_pooled.csv) and a Bayesian RR whose interval overlaps it."""
     r = invoke("check", predict_run, "--format", "json", "--draws", "150", "--tune", "150", "--chains", "2",
-               "--no-sensitivity", "--no-models", "--out", tmp_path / "checks", "--quiet")
+               "--no-sensitivity", "--no-models", "--out", tmp_path / "checks", "--quiet", *allow_failed(predict_run))
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     comp = pd.DataFrame(doc["comparison"])

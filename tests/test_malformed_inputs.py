@@ -258,12 +258,11 @@ R = {  # short names of lines of models/total_response.toml
     "baseline": 'baseline = "independent"',
     "d": 'd = "normal(0, 2.5)"',
     "tau": 'tau = "half_normal(0.5)"',
-    "draws": "draws = 1000",
-    "tune": "tune = 1000",
-    "chains": "chains = 4",
-    "ta": "target_accept = 0.99",
-    "seed": "seed = 20261122",
 }
+# the sampler lines as the shipped spec has them today (its settings change with measurements)
+R.update({short: next(line for line in BASE_SPEC.splitlines() if line.startswith(key + " ="))
+          for short, key in (("draws", "draws"), ("tune", "tune"), ("chains", "chains"), ("ta", "target_accept"),
+                             ("seed", "seed"))})
 
 #: name -> (spec text (or bytes), needles besides the spec's path)
 SPEC_CASES: dict[str, tuple[str | bytes, list[str]]] = {
@@ -415,6 +414,11 @@ ARG_CASES: dict[str, tuple[list, list[str]]] = {
     "frequentist-subgroup": (["frequentist", "tacrolimus_ln", "--outcome", "total_response", "--subgroup", "shoe"],
                              ["shoe"]),
     "frequentist-missing-file": (["frequentist", "{tmp}/nope.csv", "--outcome", "total_response"], ["nope.csv"]),
+    "bias-measure": (["bias", "tacrolimus_ln", "--outcome", "total_response", "--measure", "RD"], ["measure", "'RD'"]),
+    "bias-side": (["bias", "tacrolimus_ln", "--outcome", "total_response", "--side", "up"], ["--side", "'up'"]),
+    "bias-estimator": (["bias", "tacrolimus_ln", "--outcome", "total_response", "--estimator", "Q0"], ["Q0"]),
+    "bias-outcome": (["bias", "tacrolimus_ln", "--outcome", "remission"], ["remission"]),
+    "bias-missing-file": (["bias", "{tmp}/nope.csv", "--outcome", "total_response"], ["nope.csv"]),
     "data-show-unknown": (["data", "show", "no_such_dataset"], ["no_such_dataset"]),
     "data-show-format": (["data", "show", "tacrolimus_ln", "--format", "xml"], ["--format"]),
     "unknown-command": (["fitt", SPEC], ["fitt"]),
@@ -586,10 +590,11 @@ def test_later_commands_never_change_a_fits_files(capsys, tmp_path, pristine_run
 
     run = _copy(pristine_run, tmp_path)
     before = folder_hashes(run)
+    # the tiny fit fails its gate: predict and check need --allow-failed-gate (tested elsewhere)
     for args in (["summarize", run], ["summarize", run, "--format", "json"],
-                 ["predict", run, "--format", "csv", "--pred-draws", "20"],
+                 ["predict", run, "--format", "csv", "--pred-draws", "20", "--allow-failed-gate"],
                  ["check", run, "--no-sensitivity", "--no-models", "--quiet", "--draws", "30", "--tune", "30",
-                  "--chains", "1", "--out", tmp_path / "checks"]):
+                  "--chains", "1", "--out", tmp_path / "checks", "--allow-failed-gate"]):
         code, _, err = run_cli(capsys, *args, cwd=tmp_path)
         assert code == 0, (args, err)
         assert folder_hashes(run) == before, args
@@ -597,9 +602,23 @@ def test_later_commands_never_change_a_fits_files(capsys, tmp_path, pristine_run
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
     # a second check replaces the first checks folder in one rename
     code, _, err = run_cli(capsys, "check", run, "--no-sensitivity", "--no-models", "--quiet", "--draws", "30",
-                           "--tune", "30", "--chains", "1", "--out", tmp_path / "checks", cwd=tmp_path)
+                           "--tune", "30", "--chains", "1", "--out", tmp_path / "checks", "--allow-failed-gate",
+                           cwd=tmp_path)
     assert code == 0, err
     assert folder_hashes(run) == before
+
+
+@pytest.mark.parametrize("cmd", ["predict", "check"])
+def test_a_run_that_failed_its_gate_is_refused_downstream(capsys, tmp_path, pristine_run, cmd):
+    """The tiny pristine run fails its gate: predictions and checks from it are refused
+    with exit 1 (the failed-gate code) naming the problems, and nothing is written."""
+    run = _copy(pristine_run, tmp_path)
+    assert json.loads((run / "run.json").read_text())["status"] == "failed_gate"
+    before = listing(tmp_path)
+    code, out, err = run_cli(capsys, *_command(cmd, run, tmp_path), cwd=tmp_path)
+    assert_refused(code, err, [f"{'predictions' if cmd == 'predict' else 'checks'} refused",
+                               "failed its diagnostics gate", "--allow-failed-gate"], exit_code=1)
+    assert out == "" and listing(tmp_path) == before
 
 
 # =========================================================================== internal errors

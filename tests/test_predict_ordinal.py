@@ -470,6 +470,8 @@ def tiny_fit(td):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # 2 x 150 draws fail the gate: the predictions below are asked for anyway
+        # (allow_failed_gate=True) - coherence, not trust, is what these tests check
         return fit_ordinal(td, designs=("rct",), seed=20261123, draws=150, tune=150, chains=2, progressbar=False,
                            posterior_predictive=False, prior_draws=200)
 
@@ -477,7 +479,7 @@ def tiny_fit(td):
 @pytest.mark.slow
 def test_tiny_fit_every_shipped_target_coherent_and_flagged(tiny_fit):
     targets = load_targets()
-    preds = {name: predict(tiny_fit, t, seed=5) for name, t in targets.items()}
+    preds = {name: predict(tiny_fit, t, seed=5, allow_failed_gate=True) for name, t in targets.items()}
     for name, p in preds.items():
         assert_coherent(p, name)
         for o in OUTCOMES:
@@ -493,7 +495,7 @@ def test_tiny_fit_every_shipped_target_coherent_and_flagged(tiny_fit):
         assert wn > 1.3 * wa, o
     assert preds["maintenance_after_induction"].extrapolation.outside_data == ["comparator", "phase"]
     # reproducible with a seed on a real fit
-    again = predict(tiny_fit, targets["non_asian_class_iii_iv"], seed=5)
+    again = predict(tiny_fit, targets["non_asian_class_iii_iv"], seed=5, allow_failed_gate=True)
     pd.testing.assert_frame_equal(again.table(), n.table())
 
 
@@ -504,14 +506,14 @@ def test_tiny_fit_population_level_is_the_fits_own_targets(tiny_fit):
     P = tiny_fit.probability_draws("target")
     tg = tiny_fit.design.targets["target"].tolist()
     for reg, comp, t_name, c_name in (("duo", "ivcy", "TAC duo", "IVCY"), ("triple", "mmf", "TAC triple", "MMF")):
-        p = predict(tiny_fit, {"name": "ref", "regimen": reg, "comparator": comp}, seed=1)
+        p = predict(tiny_fit, {"name": "ref", "regimen": reg, "comparator": comp}, seed=1, allow_failed_gate=True)
         pop = p.probabilities["population"]
         for arm, name in (("tac", t_name), ("comparator", c_name)):
             k = tg.index(name)
             np.testing.assert_allclose(pop[arm]["cr"], P["cr"][:, k], rtol=0, atol=1e-12)
             np.testing.assert_allclose(pop[arm]["resp"], P["resp"][:, k], rtol=0, atol=1e-12)
             np.testing.assert_allclose(pop[arm]["pr"], P["pr"][:, k], rtol=0, atol=1e-12)
-    c = predict(tiny_fit, NON_ASIAN, seed=1).extrapolation.contraction.set_index("parameter")
+    c = predict(tiny_fit, NON_ASIAN, seed=1, allow_failed_gate=True).extrapolation.contraction.set_index("parameter")
     assert c.loc["d", "contraction"] > 0.5 and "tau" in c.index
 
 
@@ -536,7 +538,8 @@ def test_cli_predict_on_an_ordinal_run_folder(ordinal_run):
     from bayesln.predict.command import load_run_result
 
     runner = CliRunner()
-    r = runner.invoke(app, ["predict", str(ordinal_run), "--format", "json"])
+    allow = [] if json.loads((ordinal_run / "run.json").read_text())["status"] == "ok" else ["--allow-failed-gate"]
+    r = runner.invoke(app, ["predict", str(ordinal_run), "--format", "json", *allow])
     assert r.exit_code == 0, (r.stderr, r.exception)
     d = json.loads(r.stdout)
     recs = pd.DataFrame(d["predictions"])
@@ -554,13 +557,13 @@ def test_cli_predict_on_an_ordinal_run_folder(ordinal_run):
     res, spec = load_run_result(ordinal_run)
     assert isinstance(res, OrdinalResult)
     assert res.status == json.loads((ordinal_run / "run.json").read_text())["status"]  # same gate as the fit
-    one = runner.invoke(app, ["predict", str(ordinal_run), "--target", "asian_class_v", "--format", "csv"])
+    one = runner.invoke(app, ["predict", str(ordinal_run), "--target", "asian_class_v", "--format", "csv", *allow])
     assert one.exit_code == 0, one.stderr
     printed = pd.read_csv(io.StringIO(one.stdout))
-    p = predict(res, "asian_class_v", seed=spec.sampler.seed)
+    p = predict(res, "asian_class_v", seed=spec.sampler.seed, allow_failed_gate=bool(allow))
     assert_coherent(p)
     ref = p.table()
     np.testing.assert_allclose(printed["median"].to_numpy(float), ref["median"].to_numpy(float), rtol=1e-5,
                                equal_nan=True)
-    table = runner.invoke(app, ["predict", str(ordinal_run), "--target", "asian_class_v"])
+    table = runner.invoke(app, ["predict", str(ordinal_run), "--target", "asian_class_v", *allow])
     assert table.exit_code == 0 and "CR or PR" in table.stdout and "class_v_fraction" in table.stdout

@@ -52,6 +52,8 @@ class CheckReport:
     sensitivity: pd.DataFrame | None = None
     models: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    #: the run failed its gate and the checks were asked for anyway: in every table and file
+    warning: str = ""
 
     def tables(self) -> dict[str, pd.DataFrame]:
         out = {}
@@ -62,10 +64,13 @@ class CheckReport:
         if self.loo is not None:
             out["loo"] = self.loo.pointwise
             out["loo_summary"] = self.loo.summary()
+        if self.warning:
+            out = {k: t.assign(warning=self.warning) for k, t in out.items()}
         return out
 
     def to_dict(self) -> dict:
-        d = {"run": self.run, "outcome": self.outcome, "info": self.info, "notes": list(self.notes)}
+        d = {"run": self.run, "outcome": self.outcome, "info": self.info, "notes": list(self.notes),
+             "warning": self.warning}
         for name, t in self.tables().items():
             d[name] = json.loads(t.to_json(orient="records", double_precision=10))
         return d
@@ -85,7 +90,7 @@ class CheckReport:
         return p
 
     def _write(self, p: Path, *, figures: bool) -> None:
-        from bayesln.checks import plots
+        from bayesln import plots
 
         for name, t in self.tables().items():
             t.to_csv(p / f"{name}.csv", index=False, float_format="%.6g")
@@ -199,9 +204,14 @@ def fit_from_run(path: str | Path):
 def run_checks(run_dir: str | Path, *, alpha: float = 0.05, k_threshold: float = 0.7, draws: int | None = None,
                tune: int | None = None, chains: int | None = None, comparison: bool = True, ppc: bool = True,
                loo: bool = True, influence: bool = True, sensitivity: bool = True, models: bool = True,
-               tau_priors=None, d_priors=None, progressbar: bool = False) -> CheckReport:
+               tau_priors=None, d_priors=None, progressbar: bool = False,
+               allow_failed_gate: bool = False) -> CheckReport:
     """All checks of a run folder (see the module docstring). ``draws`` / ``tune`` /
-    ``chains`` override the sampler settings of the refits (default: the run's)."""
+    ``chains`` override the sampler settings of the refits (default: the run's). A run
+    that failed its diagnostics gate is refused
+    (:class:`~bayesln.hierarchy.diagnostics.GateFailedError`) unless
+    ``allow_failed_gate``; then every table and the text carry the warning."""
+    from bayesln.hierarchy.diagnostics import gate_warning
     from bayesln.checks.compare import full_comparison
     from bayesln.checks.loo import influence_table, study_loo
     from bayesln.checks.models import compare_models, model_variants
@@ -213,7 +223,7 @@ def run_checks(run_dir: str | Path, *, alpha: float = 0.05, k_threshold: float =
     if not k_threshold > 0:
         raise CheckInputError(f"k_threshold must be > 0, got {k_threshold}")
     for name, v in (("draws", draws), ("tune", tune), ("chains", chains)):
-        if v is not None and (not isinstance(v, (int, np.integer)) or v < (0 if name == "tune" else 1)):
+        if v is not None and (not isinstance(v, (int, np.integer)) or v < 1):
             raise CheckInputError(f"{name} must be a positive integer, got {v!r}")
     result, td, run, notes = fit_from_run(run_dir)
     spec = run.spec
@@ -224,9 +234,9 @@ def run_checks(run_dir: str | Path, *, alpha: float = 0.05, k_threshold: float =
             "status": result.status, "refit_draws": draws or s.get("draws"),
             "refit_tune": tune if tune is not None else s.get("tune"),
             "refit_chains": chains or s.get("chains"), "alpha": alpha, "k_threshold": k_threshold}
-    rep = CheckReport(run=spec.name, outcome=outcome, info=info, notes=notes)
-    if result.status != "ok":
-        rep.notes.append("the run failed its diagnostics gate: read every check with care")
+    warning = gate_warning(result, "checks", allow_failed_gate)
+    rep = CheckReport(run=spec.name, outcome=outcome, info=info, notes=([warning] if warning else []) + notes,
+                      warning=warning)
     if result.design.effect_names:
         rep.notes.append("the Bayesian RRs and ORs are at the covariate reference values (model with effect modifiers)")
     if result.design.effect_names or result.design.baseline_names:

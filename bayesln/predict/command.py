@@ -167,8 +167,13 @@ def run_predict(run_or_spec: str | Path, target: str | None = None, fmt: str = "
                 draws: int | None = None, margin: float | None = None, ci: float = 0.95,
                 targets_file: str | None = None, fit_draws: int | None = None, fit_tune: int | None = None,
                 fit_chains: int | None = None, out: str | Path | None = None, progressbar: bool | None = False,
-                log: Callable[[str], None] | None = None) -> PredictOutput:
+                log: Callable[[str], None] | None = None, allow_failed_gate: bool = False) -> PredictOutput:
     """Predictions for a run folder or a spec; see :func:`predict_command` for the output.
+
+    A fit (or run) that failed its diagnostics gate is refused
+    (:class:`~bayesln.hierarchy.diagnostics.GateFailedError`, exit 1 on the command line;
+    with a spec, after the run folder was written when ``out`` is given) unless
+    ``allow_failed_gate``; then every output carries the warning.
 
     draws : posterior draws used for the predictions (a seeded subsample), default all.
     seed : seed of the predictive draws (default: the spec's); with a spec it also
@@ -192,7 +197,7 @@ def run_predict(run_or_spec: str | Path, target: str | None = None, fmt: str = "
         search = [p]
     elif p.is_file():
         from bayesln.analysis import run_analysis, save_analysis
-        from bayesln.runs import RunError, run_path
+        from bayesln.runs import run_path
         from bayesln.spec import load_spec
 
         spec = load_spec(p)
@@ -200,9 +205,10 @@ def run_predict(run_or_spec: str | Path, target: str | None = None, fmt: str = "
         # fail in a second, not after a fit: unknown target names, a bad --out
         resolve_targets([target] if target else (list(spec.targets) or None), search=search, targets_file=targets_file)
         if out is not None:
+            from bayesln.runs import check_output_parent
+
             out = Path(out)
-            if out.exists() and not out.is_dir():
-                raise RunError(f"out {out}: exists and is not a folder")
+            check_output_parent(out, "out")
             run_path(out, spec.name)
         if log is not None:
             log(f"fitting {spec.name} ({spec.outcome}) …")
@@ -222,8 +228,8 @@ def run_predict(run_or_spec: str | Path, target: str | None = None, fmt: str = "
     seed = spec.sampler.seed if seed is None else seed
     extra = {"data": analysis.data} if analysis is not None and spec.model.family == "ordinal" else {}
     preds = predictions_for(result, targets, seed=seed, search=search, targets_file=targets_file, draws=draws,
-                            margin=margin, ci=ci, **extra)
-    problems = list(result.diagnostics.problems) if analysis is not None and result.status != "ok" else []
+                            margin=margin, ci=ci, allow_failed_gate=allow_failed_gate, **extra)
+    problems = list(result.diagnostics.problems) if result.status != "ok" else []
     return PredictOutput(text=format_predictions(preds, fmt, status=result.status), status=result.status,
                          fitted=analysis is not None, problems=problems, run=written, analysis=analysis)
 
@@ -264,12 +270,10 @@ def format_predictions(preds: PredictionSet, fmt: str = "table", status: str | N
             d["fit_status"] = status
         return json.dumps(_clean(d), indent=1, allow_nan=False)
     table = preds.table()
-    if fmt == "csv":
+    if fmt == "csv":  # a failed fit's warning is in every row (columns fit_status, warning)
         return table.to_csv(index=False, float_format="%.6g")
     lines = []
-    if status is not None and status != "ok":
-        lines.append(f"WARNING: the fit failed its diagnostics gate (status {status!r}); treat these numbers with care.\n")
-    for pr in preds:
+    for pr in preds:  # each prediction's text begins with the failed fit's warning
         lines.append(pr.text())
         t = pr.table()
         cols = ["quantity", "level", "median", "lower", "upper", "mean", "prior_share"]

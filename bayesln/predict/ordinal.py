@@ -603,6 +603,8 @@ class OrdinalPrediction(PredictionOutput):
     seed: int
     link: str = "sequential"
     pr_shares: dict[str, dict[str, float]] = field(default_factory=dict)
+    fit_status: str = "ok"
+    warning: str = ""
 
     outcome = "renal_response"
     direction = "benefit"
@@ -672,7 +674,7 @@ class OrdinalPrediction(PredictionOutput):
                              "comparator": self.comparator, "outside_data": outside,
                              "prior_driven": bool(share >= PRIOR_DRIVEN_SHARE), "prior_share": share,
                              "note": "P(CR or PR) - P(CR), from the same draws"})
-        frames.append(pd.DataFrame(rows, columns=TABLE_COLUMNS))
+        frames.append(self._gate_columns(pd.DataFrame(rows, columns=TABLE_COLUMNS)))
         return pd.concat(frames, ignore_index=True)
 
     def __repr__(self) -> str:

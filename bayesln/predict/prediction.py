@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from bayesln.hierarchy.diagnostics import gate_warning
 from bayesln.hierarchy.sampling import check_seed
 from bayesln.predict.engine import LEVELS, ArmSpec, engine_for, quantities_from_eta, quantities_from_p  # noqa: F401
 from bayesln.predict.extrapolation import PRIOR_DRIVEN_SHARE, ExtrapolationReport, contraction_table
@@ -44,7 +45,7 @@ from bayesln.predict.targets import Target, resolve_target
 __all__ = ["Prediction", "PredictionSet", "predict", "predict_many", "quantities_from_eta", "quantities_from_p"]
 
 TABLE_COLUMNS = ["target", "outcome", "quantity", "label", "level", "median", "lower", "upper", "mean", "ci_level",
-                 "regimen", "comparator", "outside_data", "prior_driven", "prior_share", "note"]
+                 "regimen", "comparator", "outside_data", "prior_driven", "prior_share", "note", "fit_status", "warning"]
 LEVEL_TEXT = {"population": "population average (a typical trial)", "new_trial": "a new trial / clinic"}
 #: short names of the outcomes of a multi-outcome (ordinal) prediction in the text report
 OUTCOME_TEXT = {"complete_response": "CR", "partial_response": "PR", "total_response": "CR or PR"}
@@ -61,7 +62,22 @@ def _share(with_terms: np.ndarray, without: np.ndarray) -> float:
 class PredictionOutput:
     """Output methods shared by :class:`Prediction` and the ordinal
     ``OrdinalPrediction`` (both have ``target``, ``outcome``, ``seed``, ``n_draws``,
-    ``extrapolation`` and ``table()``)."""
+    ``extrapolation``, ``fit_status``, ``warning`` and ``table()``).
+
+    ``fit_status`` is the gate status of the fit the prediction came from; a prediction
+    from a fit that failed its gate exists only when asked for
+    (``predict(..., allow_failed_gate=True)``) and then carries ``warning`` in every
+    output: each table row, the text and the JSON."""
+
+    def _mark_gate(self, status: str, warning: str) -> None:
+        self.fit_status, self.warning = status, warning
+        for sub in getattr(self, "predictions", {}).values():  # an ordinal prediction's CR / CR-or-PR parts
+            sub._mark_gate(status, warning)
+
+    def _gate_columns(self, table: pd.DataFrame) -> pd.DataFrame:
+        table["fit_status"] = self.fit_status
+        table["warning"] = self.warning
+        return table
 
     def to_records(self, ci: float | None = None) -> list[dict]:
         """JSON-ready records (one per quantity and level), each with the compact
@@ -74,10 +90,11 @@ class PredictionOutput:
 
     def to_dict(self, ci: float | None = None) -> dict:
         return {"target": self.target.model_dump(mode="json"), "outcome": self.outcome, "seed": self.seed,
-                "n_draws": self.n_draws, "records": self.to_records(ci), "extrapolation": self.extrapolation.to_dict()}
+                "n_draws": self.n_draws, "fit_status": self.fit_status, "warning": self.warning,
+                "records": self.to_records(ci), "extrapolation": self.extrapolation.to_dict()}
 
     def text(self) -> str:
-        return self.extrapolation.text
+        return (self.warning + "\n" if self.warning else "") + self.extrapolation.text
 
     def _flags(self) -> str:
         flags = []
@@ -104,6 +121,8 @@ class Prediction(PredictionOutput):
     regimen: str
     seed: int
     shares: dict[str, dict[str, float]] = field(default_factory=dict)
+    fit_status: str = "ok"
+    warning: str = ""
 
     @property
     def name(self) -> str:
@@ -180,7 +199,7 @@ class Prediction(PredictionOutput):
                     "outside_data": outside, "prior_driven": bool(share >= PRIOR_DRIVEN_SHARE), "prior_share": share,
                     "note": note,
                 })
-        return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+        return self._gate_columns(pd.DataFrame(rows, columns=TABLE_COLUMNS))
 
     def __repr__(self) -> str:
         return f"<Prediction {self.name} / {self.outcome}: {self.n_draws} draws{self._flags()}>"
@@ -233,9 +252,11 @@ class PredictionSet:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def to_dict(self, ci: float | None = None) -> dict:
+        warnings_ = sorted({p.warning for p in self.predictions if p.warning})
         return {
             "predictions": [r for p in self.predictions for r in p.to_records(ci)],
             "extrapolation": {f"{p.name}/{p.outcome}": p.extrapolation.to_dict() for p in self.predictions},
+            "warnings": warnings_,
         }
 
     def text(self) -> str:
@@ -245,7 +266,7 @@ class PredictionSet:
 # ============================================================================ predict
 def predict(result, target, *, seed: int, draws: int | None = None, margin: float | None = None, ci: float = 0.95,
             extrapolation_priors: dict | None = None, baseline_extrapolation_priors: dict | None = None,
-            targets_file=None, sensitivity: bool = True, data=None):
+            targets_file=None, sensitivity: bool = True, data=None, allow_failed_gate: bool = False):
     """Posterior predictive distribution of response (or adverse-event) probabilities
     under TAC and the comparator for ``target``, with the extrapolation report.
 
@@ -271,7 +292,12 @@ def predict(result, target, *, seed: int, draws: int | None = None, margin: floa
         them); default: the data stored with a run folder, else the bundled dataset
         whose studies and counts match the fit (see
         :func:`bayesln.predict.ordinal.study_covariates`).
+    allow_failed_gate : a fit that failed its diagnostics gate is refused
+        (:class:`~bayesln.hierarchy.diagnostics.GateFailedError`) unless this is True;
+        then every output of the prediction carries the warning (``fit_status`` and
+        ``warning`` columns, the text, the JSON).
     """
+    warning = gate_warning(result, "predictions", allow_failed_gate)
     seed = check_seed(seed)
     if not 0 < ci < 1:
         raise ValueError(f"ci must be in (0, 1), got {ci}")
@@ -304,11 +330,14 @@ def predict(result, target, *, seed: int, draws: int | None = None, margin: floa
     used = _used_modifiers(eng, target, arms)
     report = _report(plan, out, shares, contraction, sens, used, ci, margin)
     if eng.multi_outcome:
-        return eng.make_prediction(plan, arms, noise, terms, out, shares, report, margin=margin, ci=ci, seed=seed)
-    o = outcomes[0]
-    return Prediction(target=target, outcome=o, direction=direction, draws=out[o], extrapolation=report,
-                      margin=margin, ci=ci, comparator=plan.comparator_label, regimen=plan.regimen_label, seed=seed,
-                      shares=shares[o])
+        pred = eng.make_prediction(plan, arms, noise, terms, out, shares, report, margin=margin, ci=ci, seed=seed)
+    else:
+        o = outcomes[0]
+        pred = Prediction(target=target, outcome=o, direction=direction, draws=out[o], extrapolation=report,
+                          margin=margin, ci=ci, comparator=plan.comparator_label, regimen=plan.regimen_label, seed=seed,
+                          shares=shares[o])
+    pred._mark_gate(getattr(result, "status", "ok"), warning)
+    return pred
 
 
 def _shares(q: dict, q0: dict) -> dict[str, float]:

@@ -199,6 +199,13 @@ class ValidationResult:
         if len(self.trials):
             out["lpd_total"] = float(self.trials["lpd"].sum())
             out["lpd_per_patient"] = float(self.trials["lpd"].sum() / self.trials["n_patients"].sum())
+        if "fit_status" in self.trials:
+            failed = self.trials.loc[self.trials["fit_status"] != "ok"]
+            # a refit that failed its gate scores its trial from untrustworthy draws: counted, named
+            out["n_refits"] = int(self.trials["fit_status"].notna().sum()) if self.kind.startswith("leave") else 1
+            out["refits_failing_gate"] = (int(len(failed)) if self.kind.startswith("leave")
+                                          else int(len(failed) > 0))
+            out["trials_scored_by_failed_refits"] = [str(x) for x in failed.get("study", pd.Series(dtype=str))]
         return out
 
     def table(self) -> pd.DataFrame:
@@ -214,6 +221,9 @@ class ValidationResult:
     def text(self) -> str:
         s = self.summary()
         lines = [f"{self.kind} ({self.outcome}): {s['n_trials']} held-out trials, {s['n_arms']} arms"]
+        if s.get("refits_failing_gate"):
+            lines.append(f"  WARNING: {s['refits_failing_gate']} of {s['n_refits']} refit(s) failed the diagnostics gate; "
+                         f"the scores of {', '.join(s['trials_scored_by_failed_refits'])} come from untrustworthy draws")
         if s["n_arms"]:
             lines.append(f"  {100 * s['ci_level']:.0f}% predictive intervals cover {s['interval_coverage']:.2f} of the arms "
                          f"(randomised-PIT coverage {s['pit_coverage']:.2f}); mean PIT {s['mean_pit']:.2f}; "
@@ -241,7 +251,8 @@ def spec_settings(spec, data=None) -> tuple[object, str, dict]:
         raise ValueError("validation of predictions needs a random-effects model (common_effect = false)")
     kw = dict(treat=tuple(m.treat), baseline=m.baseline, effect_modifiers=tuple(m.effect_modifiers or ()),
               baseline_covariates=tuple(m.baseline_covariates), priors=spec.priors_obj(),
-              target_accept=spec.sampler.target_accept, parameterization=m.parameterization)
+              target_accept=spec.sampler.target_accept, parameterization=m.parameterization,
+              baseline_parameterization=m.baseline_parameterization)
     return sel, spec.data.outcome, kw
 
 
@@ -284,9 +295,13 @@ def _fit_dropping_constant(data, outcome, *, effect_modifiers, baseline_covariat
     return res, dropped
 
 
-def _fit_kwargs(treat, baseline, draws, tune, chains, target_accept, backend, parameterization="noncentered") -> dict:
+def _fit_kwargs(treat, baseline, draws, tune, chains, target_accept, backend, parameterization="noncentered",
+                baseline_parameterization="centered") -> dict:
+    """fit_core's keywords of a validation refit: every model and sampler setting of the
+    model being validated (a refit of another model would validate something else)."""
     return dict(treat=tuple(treat), baseline=baseline, draws=draws, tune=tune, chains=chains,
-                target_accept=target_accept, backend=backend, progressbar=False, parameterization=parameterization)
+                target_accept=target_accept, backend=backend, progressbar=False, parameterization=parameterization,
+                baseline_parameterization=baseline_parameterization)
 
 
 def _contrast_studies(data, outcome, treat, baseline, effect_modifiers, baseline_covariates) -> list[str]:
@@ -316,7 +331,8 @@ def leave_one_trial_out(data, outcome: str, *, seed: int, treat=("tac",), baseli
                         effect_modifiers=(), baseline_covariates=(), priors=None, studies=None, ci: float = 0.9,
                         draws: int = 1000, tune: int = 1000, chains: int = 2, target_accept: float = 0.99,
                         backend: str = "auto", covariates: str = "all", extrapolation_priors=None,
-                        parameterization: str = "noncentered", progress=None, executor=None) -> ValidationResult:
+                        parameterization: str = "noncentered", baseline_parameterization: str = "centered",
+                        progress=None, executor=None) -> ValidationResult:
     """Refit without each trial (default: every trial comparing TAC with a control in
     the full fit) and score it as a new trial. ``data`` is the selection the model is
     fitted to (e.g. the RCTs). ``progress(study)`` is called before each refit (when it
@@ -332,7 +348,8 @@ def leave_one_trial_out(data, outcome: str, *, seed: int, treat=("tac",), baseli
     seed = check_seed(seed)
     held = list(studies) if studies is not None else _contrast_studies(data, outcome, treat, baseline, effect_modifiers,
                                                                        baseline_covariates)
-    fk = _fit_kwargs(treat, baseline, draws, tune, chains, target_accept, backend, parameterization)
+    fk = _fit_kwargs(treat, baseline, draws, tune, chains, target_accept, backend, parameterization,
+                     baseline_parameterization)
     tasks = [(data, s, outcome, effect_modifiers, baseline_covariates, priors, fk, seed, treat, covariates, ci,
               extrapolation_priors) for s in held]
     out = run_batch(_loto_task, tasks, executor, chains=chains,
@@ -341,7 +358,7 @@ def leave_one_trial_out(data, outcome: str, *, seed: int, treat=("tac",), baseli
     trials = [t for _, t in out]
     settings = {"seed": seed, "baseline": baseline, "effect_modifiers": list(effect_modifiers),
                 "baseline_covariates": list(baseline_covariates), "draws": draws, "tune": tune, "chains": chains,
-                "covariates": covariates, "ci": ci}
+                "covariates": covariates, "ci": ci, "fit": {k: v for k, v in fk.items() if k != "progressbar"}}
     return ValidationResult("leave-one-trial-out", outcome, pd.concat(arm_frames, ignore_index=True) if arm_frames else
                             pd.DataFrame(columns=ARM_COLUMNS), pd.DataFrame(trials), settings)
 
@@ -357,7 +374,7 @@ def temporal_validation(data, outcome: str, *, seed: int, cutoff_year: int = 201
                         ci: float = 0.9, draws: int = 1000, tune: int = 1000, chains: int = 2,
                         target_accept: float = 0.99, backend: str = "auto", covariates: str = "all",
                         extrapolation_priors=None, parameterization: str = "noncentered",
-                        executor=None) -> ValidationResult:
+                        baseline_parameterization: str = "centered", executor=None) -> ValidationResult:
     """Fit on the trials published up to ``cutoff_year`` and score the later ones.
     ``executor``: where the (single) fit runs (:mod:`bayesln.executor`; default in this
     process)."""
@@ -372,7 +389,8 @@ def temporal_validation(data, outcome: str, *, seed: int, cutoff_year: int = 201
     train = [s for s in st.index if not pd.isna(years[s]) and years[s] <= cutoff_year]
     test_all = [s for s in st.index if not pd.isna(years[s]) and years[s] > cutoff_year and s in with_counts]
     excluded = [{"study": s, "reason": "publication year unknown: cannot be placed before or after the cutoff"} for s in unknown]
-    fk = _fit_kwargs(treat, baseline, draws, tune, chains, target_accept, backend, parameterization)
+    fk = _fit_kwargs(treat, baseline, draws, tune, chains, target_accept, backend, parameterization,
+                     baseline_parameterization)
     [(res, dropped)] = run_batch(_fit_task, [(data.select(studies=train), outcome, effect_modifiers, baseline_covariates,
                                               priors, fk, seed)], executor, default="serial")
     arm_frames, trials = [], []
@@ -389,7 +407,8 @@ def temporal_validation(data, outcome: str, *, seed: int, cutoff_year: int = 201
         trials.append(t)
     settings = {"seed": seed, "cutoff_year": cutoff_year, "train_trials": list(res.design.study_ids), "baseline": baseline,
                 "effect_modifiers": list(effect_modifiers), "baseline_covariates": list(baseline_covariates),
-                "dropped_covariates": dropped, "draws": draws, "tune": tune, "chains": chains, "ci": ci}
+                "dropped_covariates": dropped, "draws": draws, "tune": tune, "chains": chains, "ci": ci,
+                "fit": {k: v for k, v in fk.items() if k != "progressbar"}}
     return ValidationResult(f"temporal (fit <= {cutoff_year}, predict later)", outcome,
                             pd.concat(arm_frames, ignore_index=True) if arm_frames else pd.DataFrame(columns=ARM_COLUMNS),
                             pd.DataFrame(trials), settings, pd.DataFrame(excluded, columns=["study", "reason"]))
