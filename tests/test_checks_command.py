@@ -65,6 +65,16 @@ def test_check_command_json_and_save(run_dir, tmp_path):
     assert "models" not in out
     assert len(out["ppc"]) == 13  # arms of the six induction RCTs (one three-arm)
     assert {r["study"] for r in out["loo"]} == {r["study"] for r in out["influence"]} - {"(none)"}
+    # every refit's gate is in its row, and the summary counts them: recounted here from the rows
+    subgroups = {r["subgroup"]: r["reason"] for r in out["comparison"]
+                 if r["source"] == "bayesian" and r["subgroup"] != "all"}
+    infl = [r["refit_gate"] for r in out["influence"] if r["study"] != "(none)"]
+    sens = [r["gate"] for r in out["sensitivity"] if r["changed"] != "reference" and "no refit" not in r["reason"]]
+    verdicts = ["fail" if "diagnostics gate failed" in why else "pass" for why in subgroups.values()] + infl + sens
+    assert set(verdicts) <= {"pass", "fail"} and len(infl) == 6 and len(subgroups) >= 2
+    assert out["info"]["refits"]["total"] == len(verdicts)
+    assert out["info"]["refits"]["failed"] == verdicts.count("fail")
+    assert ("failed their diagnostics gate (" in " ".join(out["notes"])) == ("fail" in verdicts)
     folder = rep.save(tmp_path / "checks")
     written = {p.name for p in folder.iterdir()}
     assert {"ppc.csv", "loo.csv", "influence.csv", "checks.json", "ppc.png", "influence.png"} <= written

@@ -270,7 +270,49 @@ def run_checks(run_dir: str | Path, *, alpha: float = 0.05, k_threshold: float =
             first = next(iter(variants))
             variants[first] = lo
             rep.models = compare_models(variants, k_threshold=k_threshold, **kw)
+    rep.info["refits"] = refit_gates(rep)
+    r = rep.info["refits"]
+    if r["failed"]:
+        where = "; ".join(f"{k}: {', '.join(v)}" for k, v in r["failed_by_check"].items())
+        rep.notes.append(f"{r['failed']} of {r['total']} refits failed their diagnostics gate ({where}): their rows "
+                         "come from untrustworthy draws (refit with more --draws)")
     return rep
+
+
+def refit_gates(rep: CheckReport) -> dict:
+    """How many of the checks' refits passed their diagnostics gate, and which failed,
+    read from the tables (each refit's gate is in its row): the covariate-free subgroup
+    fits of the comparison, the leave-one-study-out refits (influence table, else the exact
+    LOO refits), the prior-sensitivity refits and the model variants."""
+    failed: dict[str, list[str]] = {}
+    total = 0
+
+    def add(check: str, labels, verdicts) -> None:
+        nonlocal total
+        for lab, v in zip(labels, verdicts):
+            if v in ("pass", "fail"):
+                total += 1
+                if v == "fail":
+                    failed.setdefault(check, []).append(str(lab))
+
+    c = rep.comparison
+    if c is not None and len(c) and "reason" in c:
+        b = c[(c["source"] == "bayesian") & (c["subgroup"] != "all")].drop_duplicates("subgroup")
+        add("subgroup fits", b["subgroup"],
+            ["fail" if "diagnostics gate failed" in str(r) else "pass" for r in b["reason"]])
+    if rep.influence is not None and "refit_gate" in rep.influence:
+        t = rep.influence[rep.influence["study"] != "(none)"]
+        add("leave one study out", t["study"], t["refit_gate"])
+    elif rep.loo is not None:
+        t = rep.loo.pointwise
+        add("leave one study out", t["study"], t["refit_gate"])
+    if rep.sensitivity is not None and "gate" in rep.sensitivity:
+        t = rep.sensitivity[rep.sensitivity["changed"] != "reference"]
+        refitted = ~t["reason"].astype(str).str.contains("no refit")
+        add("prior sensitivity", t.loc[refitted, "prior"], t.loc[refitted, "gate"])
+    if rep.models is not None and "gate" in rep.models:
+        add("model variants", rep.models["model"], rep.models["gate"])
+    return {"total": total, "failed": sum(len(v) for v in failed.values()), "failed_by_check": failed}
 
 
 # --------------------------------------------------------------------------- text
@@ -292,6 +334,10 @@ def format_report(rep: CheckReport) -> str:
     L = [f"bayesln check: {rep.run} ({rep.outcome})"]
     for n in rep.notes:
         L.append(f"  note: {n}")
+    r = rep.info.get("refits")
+    if r:
+        L.append(f"  refits: {r['total']}, of which {r['failed']} failed their diagnostics gate"
+                 + ("" if r["failed"] else " (every refit passed)"))
     if rep.comparison is not None:
         L += ["", "Frequentist comparison (RR unless stated, 95% interval):"]
         for _, r in rep.comparison.iterrows():

@@ -111,8 +111,10 @@ def compare_models(models: Mapping[str, object], *, k_threshold: float = K_THRES
         n_exact = int(sum((p.pointwise["method"] == "exact").sum() for p in parts))
         kinds = sorted({p.kind for p in parts})
         n_psis = n_high - n_exact
+        verdicts = [f.diagnostics.verdict for f in _fits(models[name]) if hasattr(f, "diagnostics")]
         rows.append({
-            "model": name, "elpd_loo": float(tot[name]), "se": float(np.sqrt(n * np.var(e))),
+            "model": name, "gate": "fail" if "fail" in verdicts else ("pass" if verdicts else ""),
+            "elpd_loo": float(tot[name]), "se": float(np.sqrt(n * np.var(e))),
             "p_loo": float(sum(p.p_loo for p in parts)), "elpd_diff": d, "se_diff": se_diff, "n_studies": n,
             "n_high_k": n_high, "n_exact": n_exact, "n_high_k_psis": n_psis,
             "kind": "+".join(kinds), "estimator": _estimator(kinds, k_threshold),
