@@ -240,6 +240,9 @@ def save_analysis(analysis: Analysis, out: str | Path, *, name: str | None = Non
         predictions = prediction_set_for_spec(analysis)
         if predictions is not None:
             predictions.table().to_csv(tmp / "predictions.csv", index=False, float_format="%.6g")
+        sof = summary_of_findings_for(analysis, predictions)
+        if sof is not None and len(sof):
+            sof.to_csv(tmp / "summary_of_findings.csv", index=False, float_format="%.6g")
         write_json(tmp / "spec.json", analysis.spec.canonical())
         (tmp / "data.csv").write_text(analysis.data.to_csv_text(), encoding="utf-8")
         if figures:
@@ -329,6 +332,22 @@ def prediction_set_for_spec(analysis: Analysis):
     # why); its predictions.csv carries the warning in every row
     return predictions_for(analysis.result, list(analysis.spec.targets), seed=analysis.spec.sampler.seed, search=search,
                            allow_failed_gate=True)
+
+
+def summary_of_findings_for(analysis: Analysis, predictions=None) -> pd.DataFrame | None:
+    """The run's Summary-of-Findings rows (:func:`bayesln.report.summary_of_findings`):
+    the trial population of a core fit, and every prediction target; ``None`` when the
+    run has neither (an ordinal / joint / network run without targets)."""
+    from bayesln.report.sof import summary_of_findings
+
+    core = analysis.family == "core" and analysis.contrasts is not None
+    if not core and predictions is None:
+        return None
+    labels = {p.name: p.target.label() for p in predictions} if predictions is not None else {}
+    return summary_of_findings(analysis.result, outcome=analysis.spec.outcome,
+                               contrasts=analysis.contrasts if core else None,
+                               predictions=predictions.table() if predictions is not None else None,
+                               target_labels=labels)
 
 
 def predictions_for_spec(analysis: Analysis) -> pd.DataFrame | None:

@@ -434,16 +434,32 @@ def check(
         _check_format(fmt, ("table", "json"))
         if not run.is_dir():
             raise InputError(f"{run}: no such run folder")
+        tty = sys.stderr.isatty()
+
+        def show(i: int, n: int | None, label: str) -> None:
+            # one labelled line that updates in place on a terminal; one line per refit when piped
+            text = f"refit {i}{'' if n is None else f' of {n}'}: {label}"
+            if tty:
+                sys.stderr.write("\r\033[K" + text)
+                sys.stderr.flush()
+            else:
+                typer.echo(text, err=True)
+
         opts = dict(alpha=alpha, draws=draws, tune=tune, chains=chains, sensitivity=not no_sensitivity,
-                    models=not no_models, progressbar=not quiet and sys.stderr.isatty(),
-                    allow_failed_gate=allow_failed_gate)
+                    models=not no_models, progressbar=False, allow_failed_gate=allow_failed_gate,
+                    progress=None if quiet else show)
         if out is None:
-            typer.echo(check_command(str(run), fmt, **opts), nl=False)
+            text = check_command(str(run), fmt, **opts)
+            if tty and not quiet:
+                sys.stderr.write("\r\033[K")
+            typer.echo(text, nl=False)
             return
         from bayesln.checks.command import check_destination
 
         check_destination(out)  # before any refit: never into a run folder, a file or an unwritable place
         rep = run_checks(run, **opts)
+        if tty and not quiet:
+            sys.stderr.write("\r\033[K")
         if stop_requested() is not None:
             raise Interrupted(stop_requested())
         where = rep.save(out)
@@ -530,6 +546,34 @@ def predict(
         typer.echo(res.text, nl=not res.text.endswith("\n"))
         if res.status != "ok":  # only reached with --allow-failed-gate
             typer.echo(f"warning: {run_or_spec}: the diagnostics gate failed: {'; '.join(res.problems)}", err=True)
+
+    _run(body)
+
+
+# --------------------------------------------------------------------------- report
+@app.command("report")
+def report(
+    runs: list[Path] = typer.Argument(..., help="One or more run folders written by `bayesln fit`."),
+    out: Path = typer.Option(Path("report.html"), "--out", help="The HTML file to write."),
+    title: Optional[str] = typer.Option(None, "--title", help="Title of the page (default: the run names)."),
+) -> None:
+    """One self-contained HTML report (no script, no network) of one or more runs: question,
+    data and provenance, forest plots, Bayesian vs frequentist vs published, small-study
+    effects, predictions with extrapolation warnings, Summary of Findings, diagnostics, the
+    exact spec and versions. Every run folder is verified against its hashes first."""
+
+    def body():
+        from bayesln.report.html import write_report
+        from bayesln.runs import check_output_parent
+        from bayesln.spec import MAX_TITLE_CHARS
+
+        if title is not None and len(title) > MAX_TITLE_CHARS:
+            raise InputError(f"--title: longer than {MAX_TITLE_CHARS} characters")
+        if out.exists() and out.is_dir():
+            raise InputError(f"--out {out}: is a folder; give the HTML file to write")
+        check_output_parent(out.parent if str(out.parent) else Path("."), "--out")
+        path = write_report(runs, out, title=title)
+        typer.echo(f"report written to {path}", err=True)
 
     _run(body)
 

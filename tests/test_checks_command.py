@@ -87,3 +87,40 @@ def test_check_command_rejects_bad_input(run_dir, tmp_path):
         check_command(str(run_dir), alpha=2.0)
     with pytest.raises(ValueError, match="not a bayesln run folder"):
         check_command(str(tmp_path))
+
+
+def test_check_progress_is_one_labelled_line_per_refit_and_quiet_is_silent(run_dir, tmp_path):
+    """Piped (not a terminal), `bayesln check` prints one line per refit, "refit i of n:
+    label", numbered within each batch of known size (the six leave-one-out refits:
+    "refit 1 of 6: leave out liu2015" ...); --quiet prints nothing on stderr. The small-study
+    table equals bayesln.frequentist.small_study_effects on the run's trials (whose numbers
+    are pinned to metafor in tests/test_frequentist_bias.py)."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from bayesln.cli import app
+    from bayesln.data import read_trials
+    from bayesln.frequentist import small_study_effects
+
+    args = ["check", str(run_dir), "--draws", "150", "--tune", "150", "--chains", "2", "--no-models",
+            "--allow-failed-gate", "--format", "json"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert lines and all(re.fullmatch(r"refit \d+( of \d+)?: .+", x) for x in lines), lines
+    loo = [x for x in lines if ": leave out " in x]
+    studies = ["liu2015", "bao2008", "zheng2022", "zhang2006_iv", "zhang_v_iv", "amudalapalli2025"]
+    assert loo == [f"refit {i} of 6: leave out {s}" for i, s in enumerate(studies, start=1)]
+    assert any(re.fullmatch(r"refit \d+: subgroup \w+", x) for x in lines)  # batch size not known in advance
+    assert any(re.fullmatch(r"refit \d+ of \d+: prior .+", x) for x in lines)
+    doc = json.loads(r.stdout)
+    sse = pd.DataFrame(doc["small_study_effects"])
+    con = read_trials(run_dir / "data.csv").contrasts("total_response", treat=("tac",))
+    ref = small_study_effects(con.dropna(subset=["events_t", "n_t", "events_c", "n_c"]), "RR").to_dict()
+    assert sse.loc[0, "pvalue"] == pytest.approx(ref["egger"]["pvalue"], rel=1e-9)
+    assert sse.loc[1, "statistic"] == pytest.approx(ref["begg"]["tau"], rel=1e-9)
+    assert sse.loc[2, "estimate"] == pytest.approx(ref["trimfill"]["estimate"], rel=1e-9)
+    assert "Cochrane Handbook" in sse.loc[0, "caution"]  # six trials
+    q = CliRunner().invoke(app, [*args, "--quiet", "--no-sensitivity"])
+    assert q.exit_code == 0 and q.stderr == ""

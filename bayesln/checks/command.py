@@ -51,13 +51,15 @@ class CheckReport:
     influence: pd.DataFrame | None = None
     sensitivity: pd.DataFrame | None = None
     models: pd.DataFrame | None = None
+    #: small-study effects (Egger, Begg, trim-and-fill as metafor computes them), one row each
+    small_study_effects: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
     #: the run failed its gate and the checks were asked for anyway: in every table and file
     warning: str = ""
 
     def tables(self) -> dict[str, pd.DataFrame]:
         out = {}
-        for name in ("comparison", "ppc", "influence", "sensitivity", "models"):
+        for name in ("comparison", "ppc", "influence", "sensitivity", "models", "small_study_effects"):
             t = getattr(self, name)
             if t is not None:
                 out[name] = t
@@ -205,12 +207,17 @@ def run_checks(run_dir: str | Path, *, alpha: float = 0.05, k_threshold: float =
                tune: int | None = None, chains: int | None = None, comparison: bool = True, ppc: bool = True,
                loo: bool = True, influence: bool = True, sensitivity: bool = True, models: bool = True,
                tau_priors=None, d_priors=None, progressbar: bool = False,
-               allow_failed_gate: bool = False) -> CheckReport:
+               allow_failed_gate: bool = False, progress=None, bias: bool = True) -> CheckReport:
     """All checks of a run folder (see the module docstring). ``draws`` / ``tune`` /
     ``chains`` override the sampler settings of the refits (default: the run's). A run
     that failed its diagnostics gate is refused
     (:class:`~bayesln.hierarchy.diagnostics.GateFailedError`) unless
-    ``allow_failed_gate``; then every table and the text carry the warning."""
+    ``allow_failed_gate``; then every table and the text carry the warning.
+    ``progress(i, n, label)`` is called before each refit (the i-th of a batch of n, n
+    None when not known in advance), e.g. (3, 7, "leave out liu2015")."""
+    import contextlib
+
+    from bayesln.checks.refit import refit_batch, reporting_refits
     from bayesln.hierarchy.diagnostics import gate_warning
     from bayesln.checks.compare import full_comparison
     from bayesln.checks.loo import influence_table, study_loo
@@ -245,13 +252,14 @@ def run_checks(run_dir: str | Path, *, alpha: float = 0.05, k_threshold: float =
                    if names]
         rep.notes.append("the subgroup rows (duo, triple, induction, maintenance) are separate subgroup fits without "
                          "the run's covariates (" + "; ".join(dropped) + ")")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), (reporting_refits(progress) if progress else contextlib.nullcontext()):
         warnings.simplefilter("ignore", UserWarning)
         if comparison:
-            rep.comparison = full_comparison(
-                td, outcomes=[outcome], treat=tuple(spec.model.treat), seed=result.seed, fits={outcome: result},
-                draws=draws or s.get("draws", 1000), tune=tune if tune is not None else s.get("tune", 1000),
-                chains=chains or s.get("chains", 4), progressbar=progressbar)
+            with refit_batch(None):  # the subgroups to refit are known only inside
+                rep.comparison = full_comparison(
+                    td, outcomes=[outcome], treat=tuple(spec.model.treat), seed=result.seed, fits={outcome: result},
+                    draws=draws or s.get("draws", 1000), tune=tune if tune is not None else s.get("tune", 1000),
+                    chains=chains or s.get("chains", 4), progressbar=progressbar)
         if ppc:
             rep.ppc = ppc_table(result, alpha=alpha)
         lo = None
@@ -270,6 +278,8 @@ def run_checks(run_dir: str | Path, *, alpha: float = 0.05, k_threshold: float =
             first = next(iter(variants))
             variants[first] = lo
             rep.models = compare_models(variants, k_threshold=k_threshold, **kw)
+    if bias:
+        rep.small_study_effects = _small_study_table(td, outcome, tuple(spec.model.treat))
     rep.info["refits"] = refit_gates(rep)
     r = rep.info["refits"]
     if r["failed"]:
@@ -277,6 +287,34 @@ def run_checks(run_dir: str | Path, *, alpha: float = 0.05, k_threshold: float =
         rep.notes.append(f"{r['failed']} of {r['total']} refits failed their diagnostics gate ({where}): their rows "
                          "come from untrustworthy draws (refit with more --draws)")
     return rep
+
+
+def _small_study_table(td, outcome: str, treat: tuple) -> pd.DataFrame | None:
+    """Egger / Begg / trim-and-fill on the run's trials (log RR, metafor's defaults), one
+    row per method with the Cochrane caution below 10 trials (column ``caution``); None
+    below 3 trials."""
+    from bayesln.frequentist import small_study_effects
+
+    con = td.contrasts(outcome, treat=treat).dropna(subset=["events_t", "n_t", "events_c", "n_c"])
+    if len(con) < 3:
+        return None
+    try:
+        d = small_study_effects(con, "RR").to_dict()
+    except ValueError:
+        return None
+    e, b, t = d["egger"], d["begg"], d["trimfill"]
+    warn = d.get("warning") or ""
+    return pd.DataFrame([
+        {"method": f"Egger regression ({e['model']}, {e['predictor']})", "statistic": e["statistic"],
+         "pvalue": e["pvalue"], "estimate": e["limit_estimate"], "ci_low": e["limit_ci_low"],
+         "ci_high": e["limit_ci_high"], "detail": "limit estimate, log RR", "k": d["k"], "caution": warn},
+        {"method": "Begg rank correlation", "statistic": b["tau"], "pvalue": b["pvalue"], "estimate": np.nan,
+         "ci_low": np.nan, "ci_high": np.nan, "detail": "exact" if b["exact"] else "normal approximation",
+         "k": d["k"], "caution": warn},
+        {"method": f"trim-and-fill ({t['estimator']})", "statistic": np.nan, "pvalue": np.nan,
+         "estimate": t["estimate"], "ci_low": t["ci_low"], "ci_high": t["ci_high"],
+         "detail": f"{t['k0']} studies filled on the {t['side']}; log RR", "k": d["k"], "caution": warn},
+    ])
 
 
 def refit_gates(rep: CheckReport) -> dict:
@@ -398,6 +436,16 @@ def format_report(rep: CheckReport) -> str:
                      f" (SE {_fmt(r['se_diff'])})  k>{rep.info['k_threshold']}: {int(r['n_high_k'])}  {r['note']}")
             if isinstance(r.get("warning"), str) and r["warning"]:
                 L.append(f"{'':<4}warning: {r['warning']}")
+    sse = rep.small_study_effects
+    if sse is not None and len(sse):
+        L += ["", f"Small-study effects (as metafor's regtest / ranktest / trimfill; {int(sse['k'].iloc[0])} trials):"]
+        if sse["caution"].iloc[0]:
+            L.append(f"  caution: {sse['caution'].iloc[0]}")
+        for _, r in sse.iterrows():
+            stat = "" if pd.isna(r["statistic"]) else f"statistic {r['statistic']:.3f}, p {_fmt(r['pvalue'], 3)}  "
+            est = "" if pd.isna(r["estimate"]) else f"RR {np.exp(r['estimate']):.2f} ({np.exp(r['ci_low']):.2f}-" \
+                                                   f"{np.exp(r['ci_high']):.2f})  "
+            L.append(f"  {r['method']:<34} {stat}{est}{r['detail']}")
     return "\n".join(L) + "\n"
 
 

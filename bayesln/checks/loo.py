@@ -122,7 +122,7 @@ def held_out_refits(result, studies=None, *, seed: int | None = None, draws=None
     for s in todo:
         ev, n = zero_counts(result, [s])
         jobs.append(dict(events=ev, n=n, seed=derive_seed(base, "loo", s), draws=draws, tune=tune, chains=chains,
-                         progressbar=progressbar, label=f"without {s}"))
+                         progressbar=progressbar, label=f"leave out {s}"))
     for s, fit in zip(todo, refit_many(result, jobs, executor=executor)):
         out[s] = fit
     return out

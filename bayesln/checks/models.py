@@ -38,7 +38,7 @@ import pandas as pd
 
 from bayesln.checks.loo import K_THRESHOLD, StudyLoo, study_loo
 from bayesln.checks.marginal import is_joint_fit
-from bayesln.checks.refit import derive_seed, is_core_fit, refit
+from bayesln.checks.refit import derive_seed, is_core_fit, refit, refit_batch
 
 __all__ = ["compare_models", "model_variants"]
 
@@ -164,9 +164,12 @@ def model_variants(result, *, seed: int | None = None, draws=None, tune=None, ch
     name = ("common effect" if ce else "random effects") + (f" + {', '.join(cov)}" if cov else "")
     out = {f"{name} (fitted)": result}
     other = "random effects" if ce else "common effect"
-    out[other + (f" + {', '.join(cov)}" if cov else "")] = refit(
-        result, common_effect=not ce, seed=derive_seed(base, "variant", "effect"), label=other, **kw)
-    if cov:
-        out[("common effect" if ce else "random effects") + " (no covariates)"] = refit(
-            result, drop_effect_modifiers=True, seed=derive_seed(base, "variant", "nocov"), label="no covariates", **kw)
+    with refit_batch(2 if cov else 1):
+        out[other + (f" + {', '.join(cov)}" if cov else "")] = refit(
+            result, common_effect=not ce, seed=derive_seed(base, "variant", "effect"), label=f"model variant: {other}",
+            **kw)
+        if cov:
+            out[("common effect" if ce else "random effects") + " (no covariates)"] = refit(
+                result, drop_effect_modifiers=True, seed=derive_seed(base, "variant", "nocov"),
+                label="model variant: no covariates", **kw)
     return out

@@ -27,10 +27,13 @@ the exact leave-one-out predictive density needs (see :mod:`bayesln.checks.loo`)
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import json
 import warnings
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -206,6 +209,7 @@ def refit(
     if be == "nutpie":
         # the same key as fit_core: a refit of the same structure reuses its compiled model
         compiled = cached_nutpie_model(model, des, key=key)
+    _report(label)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -226,6 +230,47 @@ def refit(
         gate = th if isinstance(th, GateThresholds) else GateThresholds()
     diag = run_gate(posterior, stats, gate, warn=False)
     return FitResult(idata=idata, design=des, diagnostics=diag, config=config, seed=int(seed), backend=used)
+
+
+# --------------------------------------------------------------------------- progress
+#: where refits report themselves (set by :func:`reporting_refits`): a callback
+#: ``(i, n, label)`` - the i-th refit of a batch of n (None when the batch size is not
+#: known in advance) - and the current batch
+_REPORTER: contextvars.ContextVar = contextvars.ContextVar("bayesln_refit_reporter", default=None)
+
+
+@contextlib.contextmanager
+def reporting_refits(callback: Callable[[int, int | None, str], None]) -> Iterator[None]:
+    """Within the block, every :func:`refit` (in this process) calls ``callback(i, n,
+    label)`` before it samples: ``bayesln check`` turns that into one labelled progress
+    line ("refit 3 of 7: leave out liu2015")."""
+    token = _REPORTER.set({"callback": callback, "i": 0, "n": None})
+    try:
+        yield
+    finally:
+        _REPORTER.reset(token)
+
+
+@contextlib.contextmanager
+def refit_batch(n: int | None) -> Iterator[None]:
+    """Announce a batch of ``n`` refits (numbered from 1 within it) to the reporter."""
+    state = _REPORTER.get()
+    if state is None:
+        yield
+        return
+    saved = (state["i"], state["n"])
+    state["i"], state["n"] = 0, n
+    try:
+        yield
+    finally:
+        state["i"], state["n"] = saved
+
+
+def _report(label: str) -> None:
+    state = _REPORTER.get()
+    if state is not None:
+        state["i"] += 1
+        state["callback"](state["i"], state["n"], label)
 
 
 #: ``refit_many`` without an explicit executor runs in worker processes from this many
@@ -250,5 +295,6 @@ def refit_many(result, jobs: list[dict], *, executor=None, progress=None) -> lis
 
     chains = max([int(kw["chains"]) for kw in jobs if kw.get("chains")] or
                  [int(result.config.get("sampler", {}).get("chains", 4))])
-    return run_batch(_refit_task, [(result, dict(kw)) for kw in jobs], executor, min_tasks=REFIT_MIN_PARALLEL,
-                     chains=chains, progress=progress)
+    with refit_batch(len(jobs)):
+        return run_batch(_refit_task, [(result, dict(kw)) for kw in jobs], executor, min_tasks=REFIT_MIN_PARALLEL,
+                         chains=chains, progress=progress)
