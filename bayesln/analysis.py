@@ -212,6 +212,8 @@ def summary_text(name: str, outcome: str, summary: pd.DataFrame, diagnostics: di
             tag = " [flag]" if bool(r["flag"]) else ""
             lines.append(f"    {r['source']:<11} {r['method']:<38} {r['subgroup']:<6} {_fmt(r['estimate'])} "
                          f"({_fmt(r['ci_low'])}-{_fmt(r['ci_high'])}){tag}")
+            if tag and isinstance(r.get("reason"), str) and r["reason"]:
+                lines.append(f"{'':<8}why flagged: {r['reason']}")
     return "\n".join(lines)
 
 

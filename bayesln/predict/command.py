@@ -279,9 +279,14 @@ def format_predictions(preds: PredictionSet, fmt: str = "table", status: str | N
         cols = ["quantity", "level", "median", "lower", "upper", "mean", "prior_share"]
         if t["outcome"].nunique() > 1:  # ordinal: CR, CR or PR, PR
             cols.insert(0, "outcome")
+        notes = pr.table()
         t = t[cols].copy()
         with pd.option_context("display.width", 160, "display.max_columns", 20):
             lines.append("\n".join("    " + s for s in t.to_string(index=False, float_format=lambda x: f"{x:.3g}").splitlines()))
+        # the notes the numbers need (e.g. an NNT interval through infinity, "2.63 to -19.8")
+        for _, r in notes[notes["note"].fillna("").astype(str).str.len() > 0].drop_duplicates("note").iterrows():
+            who = f"{r['outcome']} " if notes["outcome"].nunique() > 1 else ""
+            lines.append(f"    note ({who}{r['quantity']}, {r['level']}): {r['note']}")
         lines.append("")
     return "\n".join(lines)
 
