@@ -33,11 +33,14 @@ _LAZY = {
     "save_analysis": "bayesln.analysis",
     "load_run": "bayesln.analysis",
     "run_checks": "bayesln.checks.command",
+    "fit": "bayesln.quickfit",
+    "Priors": "bayesln.hierarchy.priors",
+    "Target": "bayesln.predict.targets",
 }
 
 #: subpackages reachable as attributes after ``import bayesln`` (``bayesln.frequentist``),
 #: imported on first access: ``import bayesln`` stays as light as before
-_LAZY_SUBMODULES = ("frequentist",)
+_LAZY_SUBMODULES = ("frequentist", "plots", "report")
 
 
 def __getattr__(name: str):

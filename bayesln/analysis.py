@@ -31,8 +31,9 @@ def _versions() -> dict:
     return out
 
 
-def load_data_source(source: str) -> TrialData:
-    """A bundled dataset name or a CSV path."""
+def load_data_source(source: str, spec: Spec | None = None) -> TrialData:
+    """A bundled dataset name or a CSV path (long or wide; for a wide file without label
+    columns the spec's outcome and first treatment label name them)."""
     import bayesln
 
     if source in bayesln.list_datasets() and not Path(source).exists():
@@ -42,7 +43,11 @@ def load_data_source(source: str) -> TrialData:
         raise FileNotFoundError(
             f"data {source!r} is neither a bundled dataset ({', '.join(bayesln.list_datasets())}) nor an existing file"
         )
-    return bayesln.read_trials(p)
+    wide = {}
+    if spec is not None:
+        wide = {"outcome": spec.data.outcome if spec.data.outcome else None,
+                "treat": spec.model.treat[0] if len(spec.model.treat) == 1 else None}
+    return bayesln.read_trials(p, **wide)
 
 
 def select_for_spec(td: TrialData, spec: Spec) -> TrialData:
@@ -100,13 +105,14 @@ def run_analysis(spec: Spec | str | Path, *, data: TrialData | str | None = None
     spec = spec.with_overrides(seed=seed, draws=draws, tune=tune, chains=chains, backend=backend)
     t0 = time.perf_counter()
     if data is None:
-        td = load_data_source(spec.data_source())
+        td = load_data_source(spec.data_source(), spec)
     elif isinstance(data, str):
-        td = load_data_source(data)
+        td = load_data_source(data, spec)
     else:
         td = data
     sel = select_for_spec(td, spec)
     d, m, s, g = spec.data, spec.model, spec.sampler, spec.gate
+    _check_outcomes(spec, sel)
     gate = GateThresholds(r_hat_max=g.r_hat, ess_bulk_min=g.ess_bulk, ess_tail_min=g.ess_tail,
                           divergences_max=g.max_divergences, bfmi_min=g.bfmi)
     sampler = dict(draws=s.draws, tune=s.tune, chains=s.chains, target_accept=s.target_accept, backend=s.backend,
@@ -118,7 +124,7 @@ def run_analysis(spec: Spec | str | Path, *, data: TrialData | str | None = None
             sel, d.outcome, treat=tuple(m.treat), baseline=m.baseline, effect_modifiers=tuple(m.effect_modifiers or ()),
             baseline_covariates=tuple(m.baseline_covariates), common_effect=m.common_effect,
             parameterization=m.parameterization, baseline_parameterization=m.baseline_parameterization,
-            priors=spec.priors_obj(), **sampler,
+            priors=spec.priors_obj(), direction=d.directions.get(d.outcome), **sampler,
         )
     else:
         result, tables = _fit_family(spec, sel, sampler)
@@ -135,6 +141,30 @@ def run_analysis(spec: Spec | str | Path, *, data: TrialData | str | None = None
     result.idata.attrs.update(attrs)
     return Analysis(spec=spec, data=sel, result=result, contrasts=contrasts, comparison=comparison, tables=tables,
                     timings={"load_s": t1 - t0, "fit_s": t2 - t1, "compare_s": time.perf_counter() - t2})
+
+
+def _check_outcomes(spec: Spec, sel: TrialData) -> None:
+    """The spec's outcomes are in the selected data, and each has a direction (the bundled
+    vocabulary's or declared in ``[data] directions``); SpecError naming the key otherwise."""
+    from bayesln.spec import ORDINAL_OUTCOME
+
+    where = spec.path or spec.name
+    d = spec.data
+    wanted = [d.outcome] if d.outcome else list(d.outcomes or [])
+    present = set(sel.outcomes["outcome"].dropna().astype(str))
+    if ORDINAL_OUTCOME in wanted:
+        return
+    absent = [o for o in wanted if o not in present]
+    if absent:
+        key = "data.outcomes" if d.outcomes else "data.outcome"
+        raise SpecError(f"{where}: key '{key}': no study in the selected data reports {', '.join(map(repr, absent))}; "
+                        f"outcomes in the data: {', '.join(sorted(present)) or 'none'}")
+    undeclared = [o for o in wanted if spec.data.direction_of(o) is None and o not in (spec.model.directions or {})]
+    if undeclared:
+        o = undeclared[0]
+        raise SpecError(f"{where}: key 'data.directions': outcome {o!r} is not in the bundled vocabulary, so say "
+                        f"whether more events are better or worse: [data] directions = {{{o} = \"benefit\"}} "
+                        "(or \"harm\")")
 
 
 def _comparison_columns() -> list[str]:
@@ -159,11 +189,15 @@ def _fit_family(spec: Spec, sel: TrialData, sampler: dict) -> tuple[object, dict
     if m.family == "joint":
         from bayesln.hierarchy.joint import fit_joint
 
+        if d.directions:  # [data] directions of a user's own outcomes, with [model] directions
+            kw["directions"] = {**d.directions, **(kw.get("directions") or {})}
         res = fit_joint(sel, tuple(d.outcomes), **kw, **common)
         return res, {"correlation": res.correlation_check()}
     from bayesln.hierarchy.network import compare_models, fit_network, node_split
 
     inconsistency = kw.pop("inconsistency", "none")
+    if d.directions.get(d.outcome):
+        kw["direction"] = d.directions[d.outcome]
     res = fit_network(sel, d.outcome, **kw, **common)
     tables = {"relative_effects": res.relative_effects(), "rank_probabilities": res.rank_probabilities()}
     if res.has_phase_shift:  # phase_effect: relative effects also at maintenance (a "phase" column tells them apart)

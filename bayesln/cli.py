@@ -187,6 +187,9 @@ def _run(fn):
 def data_validate(
     path: str = typer.Argument(..., help="CSV file in the arm-level format (or a bundled dataset name)."),
     require_contrast: bool = typer.Option(False, "--require-contrast", help="Every study must have at least two arms."),
+    outcome: Optional[str] = typer.Option(None, "--outcome", help="Wide 2x2 files without an 'outcome' column: the outcome."),
+    treat: Optional[str] = typer.Option(None, "--treat", help="Wide files without 'treatment_t': the treated arms' label."),
+    control: Optional[str] = typer.Option(None, "--control", help="Wide files without 'treatment_c': the control arms' label."),
     extra_outcome: list[str] = typer.Option([], "--extra-outcome", help="Accept an outcome label not in the vocabulary."),
     extra_treatment: list[str] = typer.Option([], "--extra-treatment", help="Accept a treatment label not in the vocabulary."),
 ) -> None:
@@ -199,7 +202,8 @@ def data_validate(
             td = bayesln.load_dataset(path)
         else:
             td = bayesln.read_trials(
-                path, extra_outcomes=extra_outcome, extra_treatments=extra_treatment, require_contrast=require_contrast
+                path, extra_outcomes=extra_outcome, extra_treatments=extra_treatment, require_contrast=require_contrast,
+                outcome=outcome, treat=treat, control=control,
             )
         k = len(td.studies)
         known = td.outcomes.dropna(subset=["events", "n"])
@@ -214,14 +218,20 @@ def data_validate(
 @data_app.command("show")
 def data_show(
     source: str = typer.Argument(..., help="Bundled dataset name (e.g. tacrolimus_ln) or CSV path."),
-    fmt: str = typer.Option("table", "--format", help="table | csv | json"),
+    fmt: str = typer.Option("table", "--format", help="table | csv | json | wide"),
+    treat: str = typer.Option("tac", "--treat", help="--format wide: treatment labels of the treated side (comma-separated)."),
+    control: Optional[str] = typer.Option(None, "--control", help="--format wide: comparator labels (default: every other arm)."),
 ) -> None:
-    """Print a dataset. The CSV output is the documented arm-level format (valid input)."""
+    """Print a dataset. The CSV output is the documented arm-level format and the wide output
+    the 2x2 layout (one row per study and outcome): both are valid input."""
 
     def body():
-        _check_format(fmt)
+        _check_format(fmt, ("table", "csv", "json", "wide"))
         td = _load_data(source)
-        if fmt == "csv":
+        if fmt == "wide":
+            sys.stdout.write(td.to_wide_csv_text([t for t in treat.split(",") if t],
+                                                 None if control is None else [c for c in control.split(",") if c]))
+        elif fmt == "csv":
             sys.stdout.write(td.to_csv_text())
         elif fmt == "json":
             import pandas as pd
@@ -365,7 +375,7 @@ def _fit_data(sp, spec_arg: str, data: str | None):
 
     src, where = (data, "--data") if data is not None else (sp.data_source(), f"{spec_arg}: key 'data.source'")
     try:
-        td = load_data_source(src)
+        td = load_data_source(src, sp)
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         raise InputError(f"{where}: {exc}") from None
     if sp.model.family == "network":  # nodes, not a treated side: checked by the network design

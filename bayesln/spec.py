@@ -44,6 +44,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bayesln import vocab
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+#: an outcome label of a user's own data (the data layer's LABEL_RE)
+_LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.+\- ]{0,78}[A-Za-z0-9_.+\-])?")
 
 
 class SpecError(ValueError):
@@ -86,14 +88,15 @@ class DataSection(_Section):
     designs: list[Literal["rct", "cohort", "case_control", "single_arm"]] | None = None
     studies: list[str] | None = None
     exclude_studies: list[str] = Field(default_factory=list)
+    #: direction of outcomes outside the bundled vocabulary (a user's own data): "benefit"
+    #: (more events are better, e.g. remission) or "harm" (e.g. tuberculosis)
+    directions: dict[str, Literal["benefit", "harm"]] = Field(default_factory=dict)
 
     @field_validator("outcome")
     @classmethod
     def _outcome(cls, v: str | None) -> str | None:
-        if v is not None and v not in vocab.OUTCOMES and v != ORDINAL_OUTCOME:
-            raise ValueError(
-                f"unknown outcome {v!r}; allowed: {', '.join(vocab.OUTCOMES)} (or {ORDINAL_OUTCOME!r} for family 'ordinal')"
-            )
+        if v is not None and v not in vocab.OUTCOMES and v != ORDINAL_OUTCOME and not _LABEL_RE.fullmatch(v):
+            raise ValueError("not an outcome label: use letters, digits, '_', '.', '+', '-' and inner spaces")
         return v
 
     @field_validator("outcomes")
@@ -101,12 +104,38 @@ class DataSection(_Section):
     def _outcomes(cls, v: list[str] | None) -> list[str] | None:
         if v is None:
             return v
-        bad = [o for o in v if o not in vocab.OUTCOMES]
+        bad = [o for o in v if o not in vocab.OUTCOMES and not _LABEL_RE.fullmatch(o)]
         if bad:
-            raise ValueError(f"unknown outcome(s) {', '.join(map(repr, bad))}; allowed: {', '.join(vocab.OUTCOMES)}")
+            raise ValueError(f"not outcome label(s): {', '.join(map(repr, bad))}")
         if len(set(v)) < 2:
             raise ValueError("needs two or more different outcomes")
         return v
+
+    def direction_of(self, outcome: str) -> str | None:
+        """The outcome's direction: declared, else the bundled vocabulary's, else None."""
+        return self.directions.get(outcome) or vocab.OUTCOMES.get(outcome)
+
+
+def _check_vocabulary(d: DataSection) -> None:
+    """A bundled dataset has a closed vocabulary: its outcomes are refused when unknown
+    (with the known ones listed); a user's CSV declares the direction of its own outcomes
+    in ``[data] directions``. A declared direction never contradicts the bundled one."""
+    from bayesln.data.datasets import list_datasets
+
+    wanted = ([d.outcome] if d.outcome else []) + list(d.outcomes or [])
+    key = "data.outcomes" if d.outcomes else "data.outcome"
+    if d.source in list_datasets():
+        bad = [o for o in wanted if o not in vocab.OUTCOMES and o != ORDINAL_OUTCOME]
+        if bad:
+            raise ValueError(f"key '{key}': unknown outcome(s) {', '.join(map(repr, bad))} of the bundled dataset "
+                             f"{d.source!r}; allowed: {', '.join(vocab.OUTCOMES)} (or {ORDINAL_OUTCOME!r} for family "
+                             "'ordinal')")
+    for o, direction in d.directions.items():
+        if o in vocab.OUTCOMES and vocab.OUTCOMES[o] != direction:
+            raise ValueError(f"key 'data.directions': {o!r} is a {vocab.OUTCOMES[o]} in the bundled vocabulary, "
+                             f"not a {direction}")
+        if o not in wanted:
+            raise ValueError(f"key 'data.directions': {o!r} is not an outcome of this spec ({', '.join(wanted) or 'none'})")
 
 
 #: [model] keys of each family (beyond ``family``); a key of another family set to a
@@ -214,6 +243,7 @@ class Spec(_Section):
     @model_validator(mode="after")
     def _family(self) -> Spec:
         fam, m, d = self.model.family, self.model, self.data
+        _check_vocabulary(d)
         defaults = ModelSection()
         bad = [k for k in ModelSection.model_fields if k != "family" and k not in FAMILY_MODEL_KEYS[fam]
                and getattr(m, k) != getattr(defaults, k)]

@@ -26,7 +26,7 @@ runner = CliRunner()
 
 BAD = ("study,arm,treatment,outcome,events,n\n"
        "s1,tac,tac,total_response,2.5,10\n"  # line 2
-       "s1,ivcy,ivcy,remission,3,10\n"  # line 3
+       "s1,ivcy,ivcy,remission!,3,10\n"  # line 3: not an outcome label (users' own labels are fine)
        "s1,ivcy,ivcy,death,12,10\n")  # line 4
 
 

@@ -105,7 +105,8 @@ def load_dataset(name: str) -> TrialData:
         raise DataValidationError([Problem(f"{name}/datapackage.json", None, "resources.trials.schema", None,
                                            "differs from the arm-level format of this bayesln version "
                                            "(bayesln/data/schema.py); rebuild the dataset")])
-    frame, ignored = parse_table(folder / res["trials"]["path"], label=f"{name}/{res['trials']['path']}")
+    frame, ignored = parse_table(folder / res["trials"]["path"], label=f"{name}/{res['trials']['path']}",
+                                 vocabulary="closed")
     if ignored:
         raise DataValidationError([Problem(f"{name}/trials.csv", 1, c, None, "column not in the schema") for c in ignored])
     sources = _check_resource(folder / res["sources"]["path"], res["sources"])

@@ -37,6 +37,11 @@ def _as_tuple(x: str | Iterable[str] | None) -> tuple[str, ...] | None:
     return tuple(x)
 
 
+def _arm_label(arms: str) -> str:
+    """The label of one side of a contrast: its arm, or its pooled arms joined by '+'."""
+    return "+".join(a.strip() for a in str(arms).split(",") if a.strip())
+
+
 class TrialData:
     """Arm-level trial data in three linked tables.
 
@@ -227,7 +232,8 @@ class TrialData:
         treatment, regimen and node and the study's design, phase, year and study-level
         covariates. Arms in this data without known counts are listed in
         ``.attrs["excluded"]`` (study, arm, reason) — never dropped silently."""
-        self._check_names((outcome,), set(vocab.OUTCOMES) | set(self.extra_outcomes), "outcome")
+        self._check_names((outcome,), set(vocab.OUTCOMES) | set(self.outcomes["outcome"]) | set(self.extra_outcomes),
+                          "outcome")
         rows = self.outcomes[self.outcomes["outcome"] == outcome]
         known = rows.dropna(subset=["events", "n"])
         arm_cols = ["study", "arm", "treatment", "regimen", "node", "arm_label", "timepoint_weeks"]
@@ -362,6 +368,50 @@ class TrialData:
         return out[out["n_arms"] > 2]
 
     # ------------------------------------------------------------------ output
+    def to_wide(self, treat: str | Iterable[str] = ("tac",), control: str | Iterable[str] | None = None) -> pd.DataFrame:
+        """The wide 2x2 layout (one row per study and outcome): ``study, outcome,
+        treatment_t, events_t, n_t, treatment_c, events_c, n_c`` and the study-level
+        columns and covariates, from :meth:`contrasts` of every outcome (arms on one side of
+        a multi-arm trial pooled; their labels joined by ``+``). Read back by
+        :func:`bayesln.read_trials` (the same contrasts)."""
+        frames = []
+        for o in dict.fromkeys(self.outcomes.dropna(subset=["events", "n"])["outcome"]):
+            c = self.contrasts(o, treat=treat, control=control)
+            if not len(c):
+                continue
+            w = pd.DataFrame({"study": c["study"], "outcome": o,
+                              "treatment_t": [_arm_label(x) for x in c["treat_arms"]], "events_t": c["events_t"],
+                              "n_t": c["n_t"],
+                              "treatment_c": [_arm_label(x) for x in c["control_arms"]], "events_c": c["events_c"],
+                              "n_c": c["n_c"]})
+            st = self.studies.reindex(c["study"])
+            for col in schema.STUDY_COLUMNS + schema.COVARIATES:
+                if col in st.columns:
+                    w[col] = st[col].to_numpy()
+            frames.append(w)
+        if not frames:
+            raise ContrastError("no study has a two-arm contrast for any outcome with these labels")
+        return pd.concat(frames, ignore_index=True)
+
+    def to_wide_csv_text(self, treat: str | Iterable[str] = ("tac",), control: str | Iterable[str] | None = None) -> str:
+        """:meth:`to_wide` as CSV (blank = unknown; columns blank everywhere left out)."""
+        w = self.to_wide(treat, control)
+        w = w[[c for c in w.columns if w[c].notna().any()]]
+        out = []
+        for c in w.columns:
+            col = schema.BY_NAME.get(c)
+            vals = w[c].to_numpy(dtype=object, na_value=None)
+            kind = col.type if col is not None else ("integer" if c.startswith(("events_", "n_")) else "string")
+            if kind == "boolean":
+                out.append(["" if v is None else ("true" if v else "false") for v in vals])
+            elif kind == "number":
+                out.append(["" if v is None else repr(float(v)) for v in vals])
+            elif kind == "integer":
+                out.append(["" if v is None else str(int(v)) for v in vals])
+            else:
+                out.append(["" if v is None else _csv_field(str(v)) for v in vals])
+        return "\n".join([",".join(w.columns)] + [",".join(r) for r in zip(*out)]) + "\n"
+
     def to_csv_text(self, *, drop_empty: bool = True) -> str:
         """The documented CSV format (blank = unknown). Optional columns that are blank
         everywhere are left out when ``drop_empty``."""

@@ -210,6 +210,20 @@ def _text_problem(column: str, s: str) -> str | None:
     return None
 
 
+#: a label of an open vocabulary (a user's own outcome or treatment): letters, digits and
+#: ``_ . + -`` and inner spaces, at most 80 characters (commas separate labels on the
+#: command line)
+LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.+\- ]{0,78}[A-Za-z0-9_.+\-])?")
+
+
+def _near_miss(value: str, known: Iterable[str]) -> str | None:
+    """A bundled-vocabulary label ``value`` looks like a typo of, if any."""
+    import difflib
+
+    hits = difflib.get_close_matches(value.lower(), sorted(known), n=1, cutoff=0.8)
+    return hits[0] if hits and hits[0] != value else None
+
+
 def _parse_cell(col: schema.Column, raw: str, allowed_enum: Iterable[str] | None):
     """Returns (value, error message or None). Blank -> (None, None).
 
@@ -276,13 +290,32 @@ def parse_table(
     extra_treatments: Iterable[str] = (),
     require_contrast: bool = False,
     label: str | None = None,
+    vocabulary: str = "open",
+    wide: dict | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Parse and validate an arm-level table into a typed long DataFrame.
 
     Returns ``(frame, ignored_columns)``. Raises :class:`DataValidationError` listing every
     problem. ``require_contrast=True`` makes a study with fewer than two arms an error
     (for analyses that form two-arm contrasts).
+
+    The **wide 2x2 layout** (one row per study: ``study, events_t, n_t, events_c, n_c`` as
+    in :meth:`TrialData.contrasts`, or metafor's ``ai, n1i, ci, n2i``) is read too: each
+    row becomes its two arms, with the same validation and messages naming the file's own
+    lines and columns. The arms' treatment labels come from the optional columns
+    ``treatment_t`` / ``treatment_c`` (else ``wide["treat"]`` / ``wide["control"]``,
+    default ``treatment`` / ``control``) and the outcome from an ``outcome`` column (else
+    ``wide["outcome"]``, required then); every other column (design, year, covariates,
+    ...) applies to both arms.
+
+    ``vocabulary``: ``"open"`` (users' data: any outcome and treatment label that is a
+    label - letters, digits, ``_ . + -``, inner spaces - is taken; one that looks like a
+    typo of a bundled label is taken with a warning in ``frame.attrs["label_warnings"]``,
+    e.g. "did you mean 'total_response'?") or ``"closed"`` (the bundled datasets: only the
+    bundled vocabulary and ``extra_*``, others refused with the known labels listed).
     """
+    if vocabulary not in ("open", "closed"):
+        raise ValueError(f"vocabulary must be 'open' or 'closed', not {vocabulary!r}")
     problems: list[Problem] = []
     if isinstance(source, pd.DataFrame):
         label = label or "<DataFrame>"
@@ -298,6 +331,9 @@ def parse_table(
             raise DataValidationError([Problem(label, None, None, None, "the file has a header but no data rows")])
 
     header, rows = _drop_unnamed_empty_columns(header, rows)
+    column_names: dict = {}  # wide layout: (line, arm side) -> long column -> the file's column
+    if is_wide(header):
+        header, rows, column_names = _wide_to_long(header, rows, label, header_line, wide or {})
     header_problems: list[Problem] = []
     seen: dict[str, int] = {}
     for i, h in enumerate(header):
@@ -325,13 +361,27 @@ def parse_table(
     records: list[dict] = []
     lines: list[int | str] = []
     blank_outcome: list[bool] = []
+    label_warnings: dict[tuple[str, str], str] = {}
     for line, cells in rows:
         blank_outcome.append(cells[seen["outcome"]].strip() == "")
         rec: dict = {}
         for col in present:
             raw = cells[seen[col.name]]
-            allowed = enums.get(col.name) if col.extensible else (col.enum if col.enum else None)
+            if col.extensible and vocabulary == "open":
+                allowed = None
+            else:
+                allowed = enums.get(col.name) if col.extensible else (col.enum if col.enum else None)
             val, err = _parse_cell(col, raw, allowed)
+            if not err and val is not None and col.extensible and vocabulary == "open" and val not in enums[col.name]:
+                if not LABEL_RE.fullmatch(val):
+                    err = (f"not {'an' if col.name[0] in 'aeiou' else 'a'} {col.name} label: use letters, digits, "
+                           "'_', '.', '+', '-' and inner spaces (at most 80 characters)")
+                    val = None
+                elif (col.name, val) not in label_warnings:
+                    near = _near_miss(val, enums[col.name])
+                    label_warnings[(col.name, val)] = (
+                        f"{label}, line {line}: {col.name} {val!r} is not in the bundled vocabulary"
+                        + (f" (did you mean {near!r}?)" if near else "") + "; taken as a label of your own")
             if err:
                 problems.append(Problem(label, line, col.name, raw.strip(), err))
             rec[col.name] = val
@@ -367,6 +417,9 @@ def parse_table(
     _check_response_sums(ok, label, problems)
     if require_contrast:
         _check_two_arms(ok, label, problems)
+    if problems and column_names:  # wide layout: name the file's own columns
+        problems = [Problem(p.file, p.line, column_names[p.line].resolve(p.column, p.value) if p.line in column_names
+                            else p.column, p.value, p.message) for p in problems]
     if problems:
         if isinstance(source, pd.DataFrame):  # index labels: keep the frame's row order
             order = {line: i for i, line in enumerate(lines)}
@@ -382,7 +435,65 @@ def parse_table(
         frame[col.name] = frame[col.name].astype(object).where(frame[col.name].notna(), None)
         frame[col.name] = pd.array(list(frame[col.name]), dtype=_DTYPES[col.type])
     frame = frame[list(schema.ORDER)]
+    # only the near misses are worth a warning: a label of one's own is the normal case
+    frame.attrs["label_warnings"] = [w for w in label_warnings.values() if "did you mean" in w]
     return frame, ignored
+
+
+#: the wide 2x2 layouts: (events_t, n_t, events_c, n_c) column names
+WIDE_LAYOUTS = (("events_t", "n_t", "events_c", "n_c"), ("ai", "n1i", "ci", "n2i"))
+
+
+def is_wide(header) -> bool:
+    """A header of the wide 2x2 layout (one row per study), not the long arm-level one."""
+    h = set(header)
+    return "treatment" not in h and any(set(cols) <= h for cols in WIDE_LAYOUTS)
+
+
+def _wide_to_long(header, rows, label, header_line, wide: dict):
+    """Rows of the wide layout as rows of the long one (two per study, same line numbers),
+    and, per line, the map from a long column to the wide file's column (for messages)."""
+    cols = next(c for c in WIDE_LAYOUTS if set(c) <= set(header))
+    ev_t, n_t, ev_c, n_c = cols
+    if "outcome" not in header and not wide.get("outcome"):
+        raise DataValidationError([Problem(
+            label, header_line, "outcome", None,
+            "the wide 2x2 layout needs the outcome: an 'outcome' column, or the outcome given with the data "
+            "(--outcome on the command line, outcome= in Python)")])
+    shared = [h for h in header if h not in cols + ("treatment_t", "treatment_c", "arm")]
+    long_header = shared + (["outcome"] if "outcome" not in shared else []) + ["arm", "treatment", "events", "n"]
+    out_rows, names = [], {}
+    pos = {h: i for i, h in enumerate(header)}
+    for line, cells in rows:
+        base = [cells[pos[h]] for h in shared] + ([wide["outcome"]] if "outcome" not in shared else [])
+        t_lab = cells[pos["treatment_t"]] if "treatment_t" in pos else wide.get("treat") or "treatment"
+        c_lab = cells[pos["treatment_c"]] if "treatment_c" in pos else wide.get("control") or "control"
+        out_rows.append((line, base + [t_lab, t_lab, cells[pos[ev_t]], cells[pos[n_t]]]))
+        out_rows.append((line, base + [c_lab, c_lab, cells[pos[ev_c]], cells[pos[n_c]]]))
+    # a line holds both arms: a problem in 'events' is in whichever column the value came from
+    for line, cells in rows:
+        names[line] = _WideColumns(ev_t, n_t, ev_c, n_c, "treatment_t" in pos, cells, pos)
+    return long_header, out_rows, names
+
+
+class _WideColumns:
+    """The wide file's column behind a long column of one line: 'events' / 'n' (and the
+    arm labels) come from the treated or the control side, told apart by the value the
+    problem quotes; both sides are named when they hold the same value."""
+
+    def __init__(self, ev_t, n_t, ev_c, n_c, labelled, cells, pos):
+        lab = ("treatment_t", "treatment_c") if labelled else (None, None)
+        self.sides = {"events": (ev_t, ev_c), "n": (n_t, n_c), "treatment": lab, "arm": lab}
+        self.cells, self.pos = cells, pos
+
+    def resolve(self, column, value):
+        t, c = self.sides.get(column, (None, None))
+        if t is None:
+            return column
+        vt, vc = (self.cells[self.pos[x]].strip() for x in (t, c))
+        if value is not None and vt != vc:
+            return t if value == vt else c if value == vc else f"{t} / {c}"
+        return f"{t} / {c}"
 
 
 def _drop_unnamed_empty_columns(header, rows):

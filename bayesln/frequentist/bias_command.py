@@ -114,7 +114,7 @@ def bias_command(data: str, outcome: str, treat, control=None, measure: str = "R
     if not t:
         raise FrequentistInputError("--treat needs at least one treatment label")
     c = _labels(control) or None
-    td = load_trials(data)
+    td = load_trials(data, outcome=outcome, treat=t, control=c)
     try:
         con = td.contrasts(outcome, treat=t, control=c, multi_arm="pool")
     except ValueError as exc:  # unknown outcome / label from the data layer

@@ -39,8 +39,10 @@ def _labels(x: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def load_trials(data: str):
-    """A bundled dataset name or a path to a CSV in the documented arm-level format."""
+def load_trials(data: str, *, outcome: str | None = None, treat=None, control=None):
+    """A bundled dataset name or a path to a CSV in the documented arm-level format, long
+    or wide (for the wide 2x2 layout: the outcome and the two arms' labels when the file
+    does not name them; a single treat / control label names that side's arm)."""
     import bayesln
 
     if not isinstance(data, str) or not data.strip():
@@ -53,7 +55,8 @@ def load_trials(data: str):
         return bayesln.load_dataset(data)
     path = Path(data)
     if path.is_file():
-        return bayesln.read_trials(path)
+        one = lambda x: x[0] if x and len(x) == 1 else None  # noqa: E731
+        return bayesln.read_trials(path, outcome=outcome, treat=one(treat), control=one(control))
     raise FrequentistInputError(
         f"DATA {data!r} is neither a bundled dataset ({', '.join(names) or 'none found'}) nor an existing file"
     )
@@ -163,7 +166,7 @@ def frequentist_command(data: str, outcome: str, treat: list[str], control: list
     if not t:
         raise FrequentistInputError("--treat needs at least one treatment label")
     c = _labels(control) or None
-    td = load_trials(data)
+    td = load_trials(data, outcome=outcome, treat=t, control=c)
     con = td.contrasts(outcome, treat=t, control=c, multi_arm="pool")
     if phase:
         if "phase" not in con.columns:
