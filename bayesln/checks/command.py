@@ -182,6 +182,7 @@ def fit_from_run(path: str | Path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         design = build_design(td, spec.data.outcome, treat=tuple(m.treat), baseline=m.baseline,
+                              direction=spec.data.directions.get(spec.data.outcome),
                               effect_modifiers=tuple(m.effect_modifiers or ()),
                               baseline_covariates=tuple(m.baseline_covariates), warn=False)
     idata = run.idata

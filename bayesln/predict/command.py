@@ -69,6 +69,7 @@ def load_run_result(path: str | Path):
         td = read_trials(data_file)
         m = spec.model
         design = build_design(td, spec.data.outcome, treat=tuple(m.treat), baseline=m.baseline,
+                              direction=spec.data.directions.get(spec.data.outcome),
                               effect_modifiers=tuple(m.effect_modifiers or ()), baseline_covariates=tuple(m.baseline_covariates),
                               warn=False)
     idata = run.idata
