@@ -297,13 +297,29 @@ def save_analysis(analysis: Analysis, out: str | Path, *, name: str | None = Non
 
 @dataclass
 class LoadedRun:
+    """A verified run folder. ``idata`` (the draws, idata.nc) is read on first use: a
+    command that prints the stored tables (``bayesln summarize``) never imports ArviZ."""
+
     path: Path
     spec: Spec
-    idata: object
     summary: pd.DataFrame
     diagnostics: dict
     comparison: pd.DataFrame
     info: dict
+    _idata: object = field(default=None, repr=False)
+
+    @property
+    def idata(self):
+        if self._idata is None:
+            from bayesln import _arviz
+            from bayesln.runs import RunError
+
+            try:
+                self._idata = _arviz.from_netcdf(str(self.path / "idata.nc"))
+            except Exception as exc:  # h5py / netCDF errors of a damaged file have no common base class
+                raise RunError(f"{self.path / 'idata.nc'}: cannot be read ({type(exc).__name__}: {exc}); the run "
+                               "folder is damaged, refit it") from None
+        return self._idata
 
 
 def load_run(path: str | Path, *, spec: Spec | str | Path | None = None, data: TrialData | str | None = None) -> LoadedRun:
@@ -312,7 +328,6 @@ def load_run(path: str | Path, *, spec: Spec | str | Path | None = None, data: T
     ``spec.json``, ``data.csv``, ``idata.nc`` or table is refused with both hashes). With
     ``spec`` / ``data``, also refuse (RunError) when they are not the ones the run was
     made with."""
-    from bayesln import _arviz
     from bayesln.runs import RunError, read_run_info
     from bayesln.spec import spec_from_dict
 
@@ -337,10 +352,6 @@ def load_run(path: str | Path, *, spec: Spec | str | Path | None = None, data: T
         if fp != info["data_fingerprint"]:
             raise RunError(f"{p}: this run was made with different data (fingerprint {info['data_fingerprint'][:12]}…, "
                            f"given {fp[:12]}…); re-run `bayesln fit SPEC --data …` instead")
-    try:
-        idata = _arviz.from_netcdf(str(p / "idata.nc"))
-    except Exception as exc:  # h5py / netCDF errors of a damaged file have no common base class
-        raise damaged("idata.nc", exc) from None
     tables = {}
     for name in ("summary.csv", "comparison.csv"):
         try:
@@ -351,7 +362,7 @@ def load_run(path: str | Path, *, spec: Spec | str | Path | None = None, data: T
         diagnostics = json.loads((p / "diagnostics.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise damaged("diagnostics.json", exc) from None
-    return LoadedRun(path=p, spec=stored, idata=idata, summary=tables["summary.csv"], diagnostics=diagnostics,
+    return LoadedRun(path=p, spec=stored, summary=tables["summary.csv"], diagnostics=diagnostics,
                      comparison=tables["comparison.csv"], info=info)
 
 

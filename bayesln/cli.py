@@ -162,7 +162,7 @@ def _input_errors():
 def _run(fn):
     """Run a command body, mapping input errors to exit 2 with one paragraph and a fit
     refused for its failed gate to exit 1."""
-    from bayesln.hierarchy.diagnostics import GateFailedError
+    from bayesln.gates import GateFailedError
 
     try:
         with warnings.catch_warnings():

@@ -184,11 +184,9 @@ class ModelSection(_Section):
     @field_validator("effect_modifiers", "baseline_covariates")
     @classmethod
     def _covariates(cls, v: list[str] | None, info) -> list[str] | None:
-        from bayesln.hierarchy.design import BASELINE_COVARIATES, EFFECT_MODIFIERS
-
         if v is None:
             return v
-        allowed = EFFECT_MODIFIERS if info.field_name == "effect_modifiers" else BASELINE_COVARIATES
+        allowed = vocab.EFFECT_MODIFIERS if info.field_name == "effect_modifiers" else vocab.BASELINE_COVARIATES
         bad = [c for c in v if c not in allowed]
         if bad:
             raise ValueError(f"unknown covariate(s) {', '.join(map(repr, bad))}; allowed: {', '.join(allowed)}")

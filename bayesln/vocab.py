@@ -85,3 +85,11 @@ def outcome_direction(outcome: str) -> str:
         raise ValueError(
             f"unknown outcome {outcome!r}; known outcomes: {', '.join(OUTCOMES)}"
         ) from None
+
+
+#: the covariates a core model takes as effect modifiers and as baseline covariates (the
+#: population covariates and the publication year, plus regimen / phase / comparator for
+#: the effect and phase for the baseline); the spec validates against these without
+#: importing the model layer (bayesln.hierarchy.design uses the same lists)
+EFFECT_MODIFIERS: tuple[str, ...] = tuple(POPULATION_COVARIATES) + ("year", "regimen", "phase", "comparator")
+BASELINE_COVARIATES: tuple[str, ...] = tuple(POPULATION_COVARIATES) + ("year", "phase")

@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-import bayesln.hierarchy  # noqa: F401  (PyMC's log handler binds to the real stderr)
+import pymc  # noqa: F401  (PyMC's log handler binds to the real stderr, not CliRunner's)
 from bayesln.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,7 +27,7 @@ import pytest
 from typer.testing import CliRunner
 
 import bayesln
-import bayesln.hierarchy  # noqa: F401  (PyMC's log handler must bind to the real stderr, not CliRunner's)
+import pymc  # noqa: F401  (PyMC's log handler binds to the real stderr, not CliRunner's)
 from bayesln.analysis import load_run
 from bayesln.cli import app
 from bayesln.runs import RunError

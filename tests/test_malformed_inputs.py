@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-import bayesln.hierarchy  # noqa: F401  (PyMC's log handler binds to the real stderr first)
+import pymc  # noqa: F401  (PyMC's log handler binds to the real stderr, not CliRunner's)
 from bayesln import cli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -285,3 +285,13 @@ def test_family_errors_name_the_key(tmp_path, text, needles):
     for n in needles:
         assert n in msg, (n, msg)
     assert "\n" not in msg.strip() and "Value error," not in msg
+
+
+def test_the_specs_covariate_lists_are_the_design_layers():
+    """spec.py validates covariates against bayesln.vocab without importing the model
+    layer; the lists must be the ones the design builds from."""
+    from bayesln import vocab
+    from bayesln.hierarchy import design
+
+    assert vocab.EFFECT_MODIFIERS == design.EFFECT_MODIFIERS
+    assert vocab.BASELINE_COVARIATES == design.BASELINE_COVARIATES

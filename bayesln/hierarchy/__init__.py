@@ -11,22 +11,34 @@ network (:func:`fit_network`, :func:`node_split`).
 >>> res.summary()                                        # doctest: +SKIP
 """
 
-from bayesln.hierarchy.design import (
-    BASELINE_COVARIATES,
-    EFFECT_MODIFIERS,
-    CovariateTransform,
-    Design,
-    build_design,
-)
-from bayesln.hierarchy.diagnostics import Diagnostics, GateThresholds, run_gate
-from bayesln.hierarchy.fit import fit_core
-from bayesln.hierarchy.joint import JointResult, fit_joint
-from bayesln.hierarchy.network import NetworkResult, compare_models, fit_network, node_split
-from bayesln.hierarchy.ordinal import FamilyFitResult, OrdinalPriors, OrdinalResult, fit_ordinal
-from bayesln.hierarchy.model import build_core_model, model_from_design
-from bayesln.hierarchy.priors import Prior, Priors
-from bayesln.hierarchy.result import FitResult
-from bayesln.hierarchy.sampling import BACKENDS, resolve_backend
+#: public names -> the submodule that defines them, imported on first use: ``import
+#: bayesln.hierarchy.priors`` (a spec's validation) must not import PyMC, nutpie and ArviZ
+_NAMES = {
+    "BASELINE_COVARIATES": "design", "EFFECT_MODIFIERS": "design", "CovariateTransform": "design",
+    "Design": "design", "build_design": "design",
+    "Diagnostics": "diagnostics", "GateThresholds": "diagnostics", "run_gate": "diagnostics",
+    "fit_core": "fit",
+    "JointResult": "joint", "fit_joint": "joint",
+    "NetworkResult": "network", "compare_models": "network", "fit_network": "network", "node_split": "network",
+    "FamilyFitResult": "ordinal", "OrdinalPriors": "ordinal", "OrdinalResult": "ordinal", "fit_ordinal": "ordinal",
+    "build_core_model": "model", "model_from_design": "model",
+    "Prior": "priors", "Priors": "priors",
+    "FitResult": "result",
+    "BACKENDS": "sampling", "resolve_backend": "sampling",
+}
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_NAMES))
+
 
 __all__ = [
     "BACKENDS",
