@@ -13,7 +13,6 @@ import pandas as pd
 
 from bayesln import vocab
 from bayesln.data import schema
-from bayesln.data.validate import parse_table
 
 
 class ContrastError(ValueError):
@@ -129,13 +128,6 @@ class TrialData:
             dtype = "boolean" if col.type == "boolean" else "Float64"
             studies[cov] = pd.array(out, dtype=dtype)
         return studies
-
-    @classmethod
-    def from_frame(cls, frame: pd.DataFrame, **kw) -> TrialData:
-        """Validate a DataFrame in the documented format (see :func:`bayesln.read_trials`)."""
-        from bayesln.data.io import read_trials
-
-        return read_trials(frame, **kw)
 
     # ------------------------------------------------------------------ views
     def long(self) -> pd.DataFrame:
