@@ -134,20 +134,57 @@ COV = arms(
 )
 
 
-def test_continuous_covariate_centred_and_scaled():
+def test_continuous_covariate_centred_in_its_natural_unit():
+    """mean_age: centred at the mean of the study values, per 10 years (its natural unit),
+    never per SD across the trials; the fitted range is stored with the transform."""
     d = build_design(COV, "total_response", effect_modifiers=["mean_age"])
     tr = d.transforms["beta:mean_age"]
     ages = np.array(list(AGES.values()))
-    # independent reference: numpy mean and sample SD (ddof=1) of the four study values
-    assert tr.kind == "continuous" and tr.center == pytest.approx(ages.mean()) and tr.scale == pytest.approx(ages.std(ddof=1))
+    # independent reference: numpy mean, min and max of the four study values; the unit is
+    # the documented 10 years (not the SD, 12.9 here)
+    assert tr.kind == "continuous" and tr.center == pytest.approx(ages.mean()) and tr.scale == 10.0
+    assert (tr.lower, tr.upper) == (ages.min(), ages.max()) and tr.scaling == "natural_unit"
     x = d.X_effect[:, 0]
     for s, age in AGES.items():
         t = d.arm_ids.index(f"{s}:tac")
-        assert x[t] == pytest.approx((age - 35.0) / ages.std(ddof=1))
+        assert x[t] == pytest.approx((age - 35.0) / 10.0)
     # control arms carry no effect-modifier term
     assert (x[d.treated == 0] == 0).all()
     assert tr.apply([35.0]) == pytest.approx([0.0])
-    assert "per 1 SD of mean_age" in tr.describe()
+    assert tr.apply([45.0]) == pytest.approx([1.0])  # one unit = ten years
+    assert tr.clip(12.0) == 20.0 and tr.clip(70.0) == 50.0 and tr.clip(33.0) == 33.0
+    assert "per 10 years of mean_age" in tr.describe() and "1 SD" not in tr.describe()
+
+
+def test_fraction_covariate_is_per_full_switch_of_the_population():
+    """A fraction's coefficient is per 0 -> 1 (scale 1), centred at the study mean: with
+    class V fractions 0, 0, 0.19 the design column is x - 0.0633, not (x - mean) / SD."""
+    df = COV.assign(class_v_fraction=COV["study"].map({"a": 0.0, "b": 0.0, "c": 0.19, "d": 0.0}))
+    d = build_design(df, "total_response", effect_modifiers=["class_v_fraction"], baseline="exchangeable",
+                     baseline_covariates=["class_v_fraction"])
+    for key in ("beta:class_v_fraction", "gamma:class_v_fraction"):
+        tr = d.transforms[key]
+        assert tr.scale == 1.0 and tr.center == pytest.approx(0.19 / 4) and (tr.lower, tr.upper) == (0.0, 0.19)
+        assert "full switch of the population (0 -> 1) of class_v_fraction" in tr.describe()
+    x = pd.Series(d.X_effect[:, 0], index=d.arm_ids)
+    assert x["c:tac"] == pytest.approx(0.19 - 0.0475) and x["a:tac"] == pytest.approx(-0.0475)
+    assert d.Z_baseline[:, 0] == pytest.approx(np.array([-0.0475, -0.0475, 0.1425, -0.0475]))
+
+
+def test_categorical_transforms_serialise_as_before():
+    """0/1 transforms carry no range or scaling keys: their JSON (stored in every run's
+    idata) is byte for byte what it was before natural units, so runs of categorical-only
+    specs keep loading. Reference: the JSON a categorical run wrote before the change."""
+    import json
+
+    d = build_design(COV, "total_response", effect_modifiers=["regimen", "phase"])
+    before = {"beta:phase:maintenance": {"center": 0.0, "kind": "indicator", "level": "maintenance", "n_studies": 4,
+                                         "name": "phase:maintenance", "reference": "induction (or induction_maintenance)",
+                                         "role": "effect_modifier", "scale": 1.0, "source": "phase", "unit": None},
+              "beta:regimen:triple": {"center": 0.0, "kind": "indicator", "level": "triple", "n_studies": 2,
+                                      "name": "regimen:triple", "reference": "duo", "role": "effect_modifier",
+                                      "scale": 1.0, "source": "regimen", "unit": None}}
+    assert json.loads(d.transforms_json()) == before
 
 
 def test_binary_and_indicator_covariates():

@@ -244,18 +244,29 @@ def test_in_model_modifiers_enter_with_their_transforms(with_modifiers):
     assert bool(inv.loc[("regimen", "effect"), "in_model"]) and not bool(inv.loc[("regimen", "effect"), "outside_data"])
 
 
-def test_contraction_and_linear_extrapolation_flag(with_modifiers):
+def test_contraction_and_bounded_extrapolation_flag(with_modifiers):
+    """mean_age 12 is below the trials' 25-35: the fitted coefficient is used down to 25
+    and the remaining -13 years get the extrapolation prior Normal(0, 0.025) per year
+    (before natural units and bounds: linear extrapolation of the fitted modifier)."""
+    from bayesln.predict.engine import stream
+
     p = predict(with_modifiers, Target(name="kids", mean_age=12.0, comparator="ivcy"), seed=2)
     c = p.extrapolation.contraction.set_index("parameter")
     assert c.loc["beta[mean_age]", "contraction"] == pytest.approx(0.0, abs=0.05)  # posterior = prior N(0, 1)
     assert c.loc["beta[regimen:triple]", "contraction"] == pytest.approx(1 - 0.1**2, abs=0.01)
     assert c.loc["d", "contraction"] == pytest.approx(1 - 0.25**2 / 2.5**2, abs=0.002)
     assert c.loc["tau", "contraction"] == pytest.approx(1 - 0.3**2 / 0.5**2, abs=0.02)  # both half-normal
+    assert c.loc["extrapolation[effect:mean_age]", "contraction"] == 0.0
     inv = p.extrapolation.covariates.set_index(["covariate", "role"])
     assert bool(inv.loc[("mean_age", "effect"), "outside_data"])
-    assert "linear extrapolation" in inv.loc[("mean_age", "effect"), "status"]
-    assert p.extrapolation.outside_data == ["mean_age"]
+    assert "used up to 25" in inv.loc[("mean_age", "effect"), "status"]
+    assert inv.loc[("mean_age", "effect"), "distance"] == pytest.approx(-13.0)
+    assert p.extrapolation.outside_data == ["mean_age"] and p.extrapolation.extrapolated == ["mean_age"]
     assert "Data-thin: beta[mean_age]" in p.extrapolation.text
+    # draw by draw: d + beta_age (25 - 30.2) / 10 + Delta (12 - 25), Delta ~ N(0, 0.025)
+    z = stream(2, "kids", "total_response", "extrapolation", "effect:mean_age").standard_normal(S)
+    ref = with_modifiers.draws("d") + with_modifiers.draws("beta")[:, 1] * (25 - 30.2) / 10 + 0.025 * z * (-13.0)
+    np.testing.assert_allclose(p.draws["population"]["log_or"], ref, rtol=0, atol=1e-12)
 
 
 def test_unseen_comparator_moves_only_the_comparator_arm(degenerate):

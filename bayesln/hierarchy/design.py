@@ -22,10 +22,31 @@ study-level and arm-level modifiers:
   i is ``delta_i + beta_c``; in a three-arm trial (TAC, MMF, IVCY) the two control arms
   share ``mu_i`` and the comparator indicators separate them.
 
-Continuous covariates (fractions, age, year) are centred at the mean and scaled by the
-SD (ddof = 1) of the study values of the studies in the regression; 0/1 covariates
-(flags, indicators) are used as they are. The transforms are stored
-(:class:`CovariateTransform`) so that predictions reuse them.
+Continuous covariates (fractions, age, year) are centred at the mean of the study values
+of the studies in the regression and expressed in a **natural unit** fixed in advance
+(:data:`NATURAL_UNITS`), never in units of their spread across the trials:
+
+* a fraction (``asian_fraction``, ``class_v_fraction``, ``class_iii_iv_fraction``,
+  ``female_fraction``): unit 1.0, so its coefficient is the change of the log odds ratio
+  (effect modifier) or of the comparator-arm log odds (baseline covariate) for a **full
+  switch of the population**, from no patient to every patient (0 -> 1);
+* ``mean_age``: per **10 years** of mean age; ``year``: per **10 calendar years**;
+* 0/1 covariates (flags, indicators of regimen, phase and comparator) are used as they are.
+
+Why not per SD: the SD of a covariate across a handful of trials is an accident of which
+trials were run (``class_v_fraction`` 0, 0, 0, 0.19: SD 0.095), so a prior of Normal(0, 1)
+"per SD" meant Normal(0, 10.5) per full switch of the population - a prior that allows
+odds ratios of 10^9 and let a pure class V target inherit them. With a fixed unit the
+default prior (Normal(0, 1), :mod:`bayesln.hierarchy.priors`) means the same thing in
+every data set.
+
+The transforms are stored (:class:`CovariateTransform`; JSON in the InferenceData's
+``covariate_transforms`` attribute) with the range of the study values they were fitted
+on (``lower``, ``upper``), so that predictions reuse them: a prediction uses a fitted
+coefficient only within that range and adds the documented extrapolation prior for the
+part of a target's value beyond it (:mod:`bayesln.predict.engine`). Fits made before
+natural units (continuous transforms without ``lower`` / ``upper``, scaled by the SD) are
+refused by predictions with a message saying to refit.
 
 Missing covariate values are never filled: a study that lacks a value needed by the
 regression is left out of that fit, with a ``UserWarning`` naming it and a row in the
@@ -48,6 +69,7 @@ from bayesln import vocab
 __all__ = [
     "BASELINE_COVARIATES",
     "EFFECT_MODIFIERS",
+    "NATURAL_UNITS",
     "CovariateTransform",
     "Design",
     "build_design",
@@ -62,12 +84,21 @@ EFFECT_MODIFIERS: tuple[str, ...] = tuple(POPULATION) + ("regimen", "phase", "co
 BASELINE_COVARIATES: tuple[str, ...] = tuple(POPULATION) + ("phase",)
 
 UNITS = {"mean_age": "years", "year": "years"}
+#: the natural unit of each continuous covariate (the coefficient is per this many raw
+#: units); fractions and any other continuous covariate: 1.0 (a full switch 0 -> 1)
+NATURAL_UNITS: dict[str, float] = {"mean_age": 10.0, "year": 10.0}
+#: the convention of continuous transforms written by this version (stored with them)
+SCALING = "natural_unit"
 
 
 @dataclass(frozen=True)
 class CovariateTransform:
     """How a raw covariate becomes a column of the design matrix:
-    ``(value - center) / scale`` for continuous ones, 0/1 for the others."""
+    ``(value - center) / scale`` for continuous ones, where ``scale`` is the covariate's
+    natural unit (:data:`NATURAL_UNITS`: 1 for fractions, 10 years for ``mean_age`` and
+    ``year``), and 0/1 for the others. ``lower`` / ``upper`` are the smallest and largest
+    study values the coefficient was fitted on (continuous covariates only; ``None``
+    otherwise)."""
 
     name: str  # coordinate label, e.g. "mean_age", "regimen:triple", "comparator:mmf"
     source: str  # column it comes from: "mean_age", "regimen", "phase", "treatment"
@@ -79,24 +110,59 @@ class CovariateTransform:
     reference: str | None = None  # indicator reference ("duo", "induction", "ivcy")
     unit: str | None = None
     n_studies: int = 0
+    lower: float | None = None  # observed range of the study values (continuous)
+    upper: float | None = None
+    scaling: str | None = None  # "natural_unit" for continuous transforms of this version
 
     def apply(self, values) -> np.ndarray:
         """Transform raw values (for continuous covariates) with this study set's
-        centre and scale; binary / indicator values must already be 0/1."""
+        centre and the covariate's natural unit; binary / indicator values must already
+        be 0/1. No clipping here: predictions clip to [lower, upper] themselves."""
         x = np.asarray(values, dtype=float)
         return (x - self.center) / self.scale
+
+    def clip(self, value: float) -> float:
+        """``value`` limited to the fitted range [lower, upper] (unchanged without one)."""
+        v = float(value)
+        if self.lower is not None:
+            v = max(v, float(self.lower))
+        if self.upper is not None:
+            v = min(v, float(self.upper))
+        return v
+
+    def unit_text(self) -> str:
+        """What one unit of the coefficient is, e.g. "a full switch of the population
+        (0 -> 1) of class_v_fraction", "10 years of mean_age"."""
+        if self.kind != "continuous":
+            return self.describe()
+        if self.unit == "fraction":
+            return f"a full switch of the population (0 -> 1) of {self.source}"
+        if self.source == "year":
+            return f"{self.scale:g} calendar years"
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{self.scale:g}{unit} of {self.source}"
 
     def describe(self) -> str:
         """A phrase for tables: what one unit of the coefficient means."""
         if self.kind == "continuous":
-            unit = f" {self.unit}" if self.unit else ""
-            return f"per 1 SD of {self.source} (SD = {self.scale:.3g}{unit}; centred at {self.center:.3g}{unit})"
+            unit = f" {self.unit}" if self.unit and self.unit != "fraction" else ""
+            rng = (f"; trials {self.lower:.3g}-{self.upper:.3g}{unit}"
+                   if self.lower is not None and self.upper is not None else "")
+            if self.scaling != SCALING:  # a transform of an earlier version (per SD)
+                return f"per 1 SD of {self.source} (SD = {self.scale:.3g}{unit}; centred at {self.center:.3g}{unit})"
+            return f"per {self.unit_text()} (centred at {self.center:.3g}{unit}{rng})"
         if self.kind == "binary":
             return f"{self.source}: yes vs no"
         return f"{self.source}: {self.level} vs {self.reference}"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        # the range and the scaling convention exist for continuous covariates only; left
+        # out otherwise so that 0/1 transforms serialise exactly as before they existed
+        for k in ("lower", "upper", "scaling"):
+            if d[k] is None:
+                del d[k]
+        return d
 
 
 @dataclass
@@ -636,9 +702,12 @@ def _study_transform(
         raise ValueError(
             f"covariate {cov!r} is constant among the {len(studies)} studies used; it cannot be centred and scaled or estimated"
         )
-    center, scale = float(np.mean(x)), float(np.std(x, ddof=1))
+    # centred at the mean of the studies in the regression, in the covariate's natural
+    # unit (not its SD across these studies: see the module docstring)
+    center, scale = float(np.mean(x)), float(NATURAL_UNITS.get(cov, 1.0))
     tr = CovariateTransform(
         name=cov, source=cov, kind="continuous", role=role, center=center, scale=scale,
         unit=UNITS.get(cov, "fraction" if kind == "fraction" else None), n_studies=len(studies),
+        lower=float(np.min(x)), upper=float(np.max(x)), scaling=SCALING,
     )
     return tr, dict(zip(studies, (x - center) / scale))

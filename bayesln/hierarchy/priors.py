@@ -13,7 +13,22 @@ Defaults (and why):
 - between-study SD ``tau ~ HalfNormal(0.5)`` (Röver et al. 2021, Res Synth Methods
   12:448, weakly informative for log odds ratios);
 - effect modifiers ``beta ~ Normal(0, 1)`` and baseline covariates ``gamma ~ Normal(0, 1)``
-  (per unit of the transformed covariate: per SD for continuous, per category for 0/1).
+  per **natural unit** of the covariate (:mod:`bayesln.hierarchy.design`): for a fraction
+  (``asian_fraction``, ``class_v_fraction``, ``class_iii_iv_fraction``,
+  ``female_fraction``) the change of the log odds ratio (beta) or of the comparator-arm
+  log odds (gamma) for a full switch of the population from no patient to every patient
+  (0 -> 1); per 10 years of ``mean_age``; per 10 calendar years of ``year``; for 0/1
+  covariates (``pediatric``, ``refractory``, the regimen, phase and comparator indicators)
+  the level vs the reference. Why Normal(0, 1): 95% of its mass gives a ratio of odds
+  ratios between 0.14 and 7.1 for a full switch (or a decade, or a category) - wide
+  enough for any modifier reported in lupus nephritis, narrow enough to rule out the
+  odds ratios of 10^3 and more that no trial could support; it is twice the SD of the
+  extrapolation priors of :mod:`bayesln.predict.priors` (Normal(0, 0.5) per full switch),
+  because inside the trials' range the data, not the prior, should decide. (Before
+  natural units the same Normal(0, 1) was per SD of the covariate *across the trials*:
+  with class V fractions 0, 0, 0, 0.19 that was Normal(0, 10.5) per full switch.)
+  Outside the trials' range a prediction does not extrapolate the fitted coefficient: the
+  part beyond the range gets the extrapolation prior (:mod:`bayesln.predict.engine`).
 
 These equal the brms reference (``validation/brms/reference_core.R``:
 ``prior(normal(0, 2.5), class = b)``, ``prior(normal(0, 0.5), class = sd)``).

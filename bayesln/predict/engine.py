@@ -26,6 +26,36 @@ indicator) is, in order of precedence:
 ``Delta_k`` / ``Gamma_k`` are the extrapolation terms of :mod:`bayesln.predict.priors`,
 drawn from their priors (independent of the posterior: the data say nothing about them).
 
+Covariates in the model: bounded, never linear beyond the data
+--------------------------------------------------------------
+A continuous covariate the model has a coefficient for (an effect modifier ``beta_k`` or
+a baseline covariate ``gamma_k``, in its natural unit ``u_k``: 1 for a fraction, 10 years
+for mean age, see :mod:`bayesln.hierarchy.design`) was fitted on study values in
+``[lo_k, hi_k]`` (stored with the transform). The fitted coefficient is used inside that
+range only; the part of the target's value beyond it gets the covariate's extrapolation
+prior, drawn per posterior draw like any other extrapolation term::
+
+    beta_k * (clip(x_k, lo_k, hi_k) - c_k) / u_k  +  Delta_k * (x_k - clip(x_k, lo_k, hi_k))
+
+(``c_k`` the centre of the fit; ``Delta_k`` per raw unit of the covariate, prior from
+:mod:`bayesln.predict.priors` or ``extrapolation_priors=``; likewise ``Gamma_k`` for the
+comparator-arm log odds). Inside the range this is the plain linear prediction; a target
+beyond it is flagged ``outside_data`` and the beyond-range term is reported, and counted,
+as prior-driven. The fitted slope is never extrapolated: a handful of trials with class V
+fractions 0-0.19 says nothing about the slope between 0.19 and 1.
+
+The data part of a coefficient
+------------------------------
+:meth:`CoreEngine.data_part` replaces, for the duration of a ``with`` block, the draws of
+the model's coefficients (beta, gamma; in the ordinal model also the per-step beta, psi_beta
+and gamma_phase) by ``mean + sqrt(kappa) * (theta - mean)``, where ``kappa`` is the
+coefficient's prior-to-posterior contraction ``1 - Var_post / Var_prior``
+(:func:`bayesln.predict.extrapolation.contraction_table`, clipped to [0, 1]). Their spread
+is then ``kappa * Var_post``, the part of the posterior variance owed to the data: in the
+normal-normal model ``1 - kappa = Var_post / Var_prior`` is exactly the prior's share of the
+posterior precision. :func:`bayesln.predict.predict` uses it for the prior share of every
+prediction.
+
 The engine is looked up by the type of the fit result (:func:`engine_for`), so other
 model families register their own: :class:`bayesln.predict.ordinal.OrdinalEngine` (the
 ordinal CR / PR / NR model) reuses :meth:`CoreEngine.plan` (covariate inventory,
@@ -36,7 +66,11 @@ extrapolation terms, comparator handling) through the hooks ``effect_sources``,
 
 from __future__ import annotations
 
+import json
+import math
 import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,8 +89,8 @@ from bayesln.predict.priors import (
 )
 from bayesln.predict.targets import COVARIATES, Target, parse_extrapolation_priors
 
-__all__ = ["ArmSpec", "CoreEngine", "Plan", "Term", "engine_for", "quantities_from_eta", "quantities_from_p",
-           "register_engine", "stream"]
+__all__ = ["ArmSpec", "CoreEngine", "Plan", "Term", "check_transforms", "coefficient_support", "engine_for",
+           "quantities_from_eta", "quantities_from_p", "register_engine", "stream"]
 
 LEVELS = ("population", "new_trial")
 TOL = 1e-9
@@ -125,6 +159,12 @@ class Term:
     distance: float
     prior: Prior
     status: str
+    #: True for the part of an in-model covariate beyond the fitted range (``reference``
+    #: is then the range's bound and ``distance`` the excess); ``parameter`` names the
+    #: fitted coefficient used up to the bound (e.g. ``beta[class_v_fraction]``)
+    in_model: bool = False
+    parameter: str = ""
+    bounds: tuple[float, float] | None = None  # the fitted range of an in-model term
 
     @property
     def key(self) -> str:
@@ -191,6 +231,56 @@ def study_values(arms: pd.DataFrame, cov: str, studies: list[str]) -> pd.Series:
         index=idx, dtype=float)
 
 
+def coefficient_support(values: pd.Series) -> dict:
+    """How many trials inform a coefficient whose covariate takes ``values`` (one per trial
+    in its regression; NaN = not reported, not counted): the trials whose value differs
+    from the most common one (for a 0/1 covariate: the smaller of the two groups; the
+    reference value 0 counts as the common one on a tie). A contrast between two groups of
+    trials is only as informed as its smaller group: ``phase:maintenance`` with one
+    maintenance trial among seven rests on that one trial, as does a class V slope when
+    every trial but one has the same class V fraction. Returns ``n_trials``,
+    ``n_regression`` (trials with a value) and ``trials`` (the informing trials, comma
+    separated)."""
+    v = values.dropna().astype(float)
+    if not len(v):
+        return {"n_trials": 0, "n_regression": 0, "trials": ""}
+    r = v.round(9)
+    counts = r.value_counts()
+    top = counts.max()
+    modes = sorted(counts.index[counts == top], key=lambda x: (x != 0.0, x))
+    off = r.index[r != modes[0]]
+    return {"n_trials": len(off), "n_regression": len(v), "trials": ", ".join(map(str, off))}
+
+
+def check_transforms(result) -> None:
+    """Refuse a fit whose stored covariate transforms are those of a bayesln before
+    natural units (continuous covariates scaled by their SD across the trials): its
+    coefficients are per SD and its priors meant something else; predicting from it with
+    this version's arithmetic would be wrong."""
+    from bayesln.hierarchy.design import SCALING
+
+    idata = result.idata
+    text = None
+    for attrs in (getattr(idata, "attrs", None), getattr(getattr(idata, "posterior", None), "attrs", None)):
+        if attrs and attrs.get("covariate_transforms"):
+            text = attrs["covariate_transforms"]
+            break
+    if not text:
+        return
+    try:
+        stored = json.loads(text)
+    except (TypeError, ValueError):
+        return
+    old = sorted(str(t.get("name")) for t in stored.values()
+                 if isinstance(t, dict) and t.get("kind") == "continuous" and t.get("scaling") != SCALING)
+    if old:
+        raise ValueError(
+            f"this fit was made by an earlier bayesln that scaled the continuous covariate(s) {', '.join(old)} by their SD "
+            "across the trials (coefficients and priors per SD); this version expresses them in natural units (a full "
+            "switch of the population for fractions, 10 years of mean age) and bounds predictions to the fitted range. "
+            "Refit the model (bayesln fit SPEC) to predict from it")
+
+
 def _target_numeric(cov: str, v) -> float:
     if cov == "phase":
         return 1.0 if v == "maintenance" else 0.0
@@ -218,6 +308,7 @@ class CoreEngine:
         self.idx = idx
         self.S = len(idx)
         self._cache: dict[str, np.ndarray] = {}
+        check_transforms(result)
 
     # ------------------------------------------------------------------ draws
     def has(self, name: str) -> bool:
@@ -350,9 +441,37 @@ class CoreEngine:
                 outside = True
             row["outside_data"] = bool(outside)
             if in_model:
-                if outside:
-                    row["status"] = (f"in the model; {_fmt(v)} is outside the fitted range "
-                                     f"[{_fmt(lo)}, {_fmt(hi)}]: linear extrapolation of the fitted modifier")
+                tr = self.continuous_transform(cov, role)
+                if tr is not None:
+                    # bounded: the fitted coefficient up to the fitted range, the
+                    # extrapolation prior beyond it (module docstring)
+                    flo, fhi = self.fitted_range(tr, role)
+                    clip = min(max(x, flo), fhi)
+                    dist = x - clip
+                    outside = abs(dist) > TOL
+                    row["outside_data"] = bool(outside)
+                    if not outside:
+                        row["status"] = f"in the model; within the fitted range [{_fmt(flo)}, {_fmt(fhi)}]"
+                        rows.append(row)
+                        return
+                    par = f"{'beta' if role == 'effect' else 'gamma'}[{tr.name}]"
+                    pri = (eff_pri if role == "effect" else base_pri).get(cov)
+                    head = (f"in the model ({par}), fitted on [{_fmt(flo)}, {_fmt(fhi)}]; {_fmt(v)} is outside that "
+                            f"range: the fitted coefficient is used up to {_fmt(clip)}")
+                    if pri is None:
+                        row["status"] = head + "; no extrapolation prior given: beyond it the effect is held at its value there"
+                        rows.append(row)
+                        return
+                    status = (head + f" and the remaining {dist:+.3g} gets the extrapolation prior {pri} per unit "
+                              "(prior-driven term added; no linear extrapolation of the fitted coefficient)")
+                    row.update(distance=dist, prior=str(pri), added_sd=abs(dist) * prior_sd(pri), status=status)
+                    terms.append(Term(role=role, covariate=cov, target_value=x, reference=clip, distance=dist,
+                                      prior=pri, status=status, in_model=True, parameter=par,
+                                      bounds=(flo, fhi)))
+                    rows.append(row)
+                    return
+                if outside:  # a 0/1 covariate in the model takes both values in the trials
+                    row["status"] = f"in the model; {_fmt(v)} is outside the trials' values [{_fmt(lo)}, {_fmt(hi)}]"
                 else:
                     row["status"] = "in the model; within the fitted range"
                 rows.append(row)
@@ -482,7 +601,7 @@ class CoreEngine:
                 if v is None:
                     row[k] = 0.0
                 elif tr.kind == "continuous":
-                    row[k] = float(tr.apply(float(v)))
+                    row[k] = float(tr.apply(self.clip(tr, float(v), "effect")))
                 else:
                     row[k] = float(v)
         return row
@@ -498,10 +617,100 @@ class CoreEngine:
             elif v is None:
                 row[k] = 0.0
             elif tr.kind == "continuous":
-                row[k] = float(tr.apply(float(v)))
+                row[k] = float(tr.apply(self.clip(tr, float(v), "baseline")))
             else:
                 row[k] = float(v)
         return row
+
+    # ------------------------------------------------------------------ fitted ranges
+    def continuous_transform(self, cov: str, role: str):
+        """The continuous transform of ``cov`` in the model (``role`` "effect": an effect
+        modifier; "baseline": a baseline covariate), or None."""
+        des = self.design
+        trs = getattr(des, "effect_transforms" if role == "effect" else "baseline_transforms", None) or []
+        return next((t for t in trs if t.source == cov and t.kind == "continuous"), None)
+
+    def fitted_range(self, tr, role: str) -> tuple[float, float]:
+        """[lower, upper] of the study values a continuous coefficient was fitted on: the
+        transform's stored range, else (a transform made without one) the study values of
+        the trials that inform it (those with a treated arm for an effect modifier, every
+        included trial for a baseline covariate)."""
+        if tr.lower is not None and tr.upper is not None:
+            return float(tr.lower), float(tr.upper)
+        studies = self.effect_studies() if role == "effect" else list(self.design.study_ids)
+        known = self.study_values(tr.source, studies).dropna()
+        if not len(known):
+            return -math.inf, math.inf
+        return float(known.min()), float(known.max())
+
+    def clip(self, tr, value: float, role: str) -> float:
+        """``value`` limited to the coefficient's fitted range."""
+        lo, hi = self.fitted_range(tr, role)
+        return float(min(max(value, lo), hi))
+
+    # ------------------------------------------------------------------ coefficients
+    def coefficient_columns(self) -> list[tuple[str, str, tuple[int, ...]]]:
+        """``(label, variable, index)`` of every fitted coefficient a target can use:
+        ``beta[name]`` (column k of ``beta``) and ``gamma[name]``; the labels are those of
+        :func:`bayesln.predict.extrapolation.contraction_table`."""
+        des = self.design
+        out: list[tuple[str, str, tuple[int, ...]]] = []
+        if des.effect_names and self.has("beta"):
+            out += [(f"beta[{n}]", "beta", (k,)) for k, n in enumerate(des.effect_names)]
+        if getattr(des, "baseline_names", None) and self.has("gamma"):
+            out += [(f"gamma[{n}]", "gamma", (k,)) for k, n in enumerate(des.baseline_names)]
+        return out
+
+    @contextmanager
+    def data_part(self, kappa: dict[str, float], only: Iterable[str] | None = None) -> Iterator[None]:
+        """Within the block the draws of each coefficient (``only`` those labels, default
+        all) are ``mean + sqrt(kappa) * (theta - mean)``: their spread is the data's part
+        ``kappa * Var_post`` of the posterior variance (module docstring). ``kappa`` maps a
+        label of :meth:`coefficient_columns` to its contraction in [0, 1]; labels it lacks
+        are left as they are."""
+        saved = self._cache
+        self._cache = dict(saved)
+        changed: set[str] = set()
+        keep = None if only is None else set(only)
+        try:
+            for label, var, idx in self.coefficient_columns():
+                if keep is not None and label not in keep:
+                    continue
+                k = kappa.get(label)
+                if k is None or not np.isfinite(k) or k >= 1.0:
+                    continue
+                if var not in changed:
+                    self._cache[var] = np.array(self.draw(var), dtype=float, copy=True)
+                    changed.add(var)
+                a = self._cache[var]
+                sl = (slice(None),) + tuple(idx)
+                col = a[sl]
+                m = float(np.mean(col))
+                a[sl] = m + math.sqrt(max(float(k), 0.0)) * (col - m)
+            yield
+        finally:
+            self._cache = saved
+
+    def coefficient_support(self, label: str) -> dict:
+        """How many trials inform a fitted coefficient (see :func:`coefficient_support`)."""
+        var, _, name = label.partition("[")
+        name = name.rstrip("]")
+        des = self.design
+        trs = des.effect_transforms if var == "beta" else des.baseline_transforms
+        tr = next((t for t in trs if t.name == name), None)
+        if tr is None:
+            return {"n_trials": np.nan, "n_regression": np.nan, "trials": ""}
+        arms = des.arms
+        studies = self.effect_studies() if var == "beta" else list(des.study_ids)
+        if tr.source == "comparator":
+            ctrl = arms[~arms["treated"].astype(bool)]
+            used = set(ctrl.loc[ctrl["treatment"].astype(str) == str(tr.level), "study"])
+            vals = pd.Series([1.0 if s in used else 0.0 for s in studies], index=pd.Index(studies, dtype=object))
+        else:
+            vals = self.study_values(tr.source, studies)
+            if tr.kind != "continuous":
+                vals = (vals > 0).astype(float).where(vals.notna())
+        return coefficient_support(vals)
 
     # ------------------------------------------------------------------ noise
     def noise(self, target: Target, plan: Plan, seed: int) -> dict[str, Any]:

@@ -3,22 +3,52 @@
 * **Where the target lies** (:attr:`ExtrapolationReport.covariates`): for each covariate
   the target sets, the values in the trials that inform the model (range, mean, how many
   report it), whether the target is outside that range, whether the model has a
-  coefficient for it, and, when it does not, the prior-driven term added (see
-  :mod:`bayesln.predict.priors`).
+  coefficient for it, and the prior-driven term added: for a covariate the model has no
+  coefficient for, its whole effect (see :mod:`bayesln.predict.priors`); for a covariate
+  the model has a coefficient for, the part of the target's value beyond the fitted range
+  (the fitted coefficient is used up to the range's bound, never extrapolated linearly;
+  see :mod:`bayesln.predict.engine`).
 * **What the data taught** (:attr:`ExtrapolationReport.contraction`): for every
   population parameter, the prior-to-posterior contraction
   ``1 - posterior variance / prior variance`` (Schad, Betancourt & Vasishth 2021,
   Psychol Methods 26:103): about 1 = the data determine it, about 0 = the data are silent
   and the posterior is the prior. Extrapolation terms have contraction 0 by
   construction.
+* **Which fitted modifiers the target leans on** (:attr:`ExtrapolationReport.modifiers`):
+  every coefficient the target uses at a value other than its reference, with the number
+  of trials that inform it (:func:`bayesln.predict.engine.coefficient_support`: the
+  smaller group of a 0/1 contrast, e.g. ``phase:maintenance``: 1 trial), its contraction
+  and its prior share; ``status`` "data-thin: one trial" when one trial (or none) carries
+  it, "data-thin: weakly informed" when its contraction is below 0.5, else "informed".
 * **How much the prior moves the answer** (:attr:`ExtrapolationReport.sensitivity`):
   the prediction recomputed, with the same posterior and the same random numbers, as the
-  prior of each unidentified term is set to 0 (transportability assumed), halved,
+  prior of each extrapolation term is set to 0 (transportability assumed), halved,
   doubled, or shifted by +/- one prior SD.
-* ``prior_share``: the share of the predictive variance of a quantity that disappears
-  when the unidentified terms are fixed at their prior mean, i.e. the part of the width
-  that comes from the assumed prior and not from the trials. A quantity is flagged
-  ``prior_driven`` when this share is at least 0.5.
+* ``prior_share``: the share of the predictive variance of a quantity (log-OR, RD, RR,
+  the two arms' probabilities) that comes from priors rather than from the trials. Two
+  sources are counted:
+
+  - extrapolation terms (unidentified modifiers, the beyond-range part of in-model
+    covariates): all of their variance is prior;
+  - the model's fitted coefficients (beta, gamma; per step in the ordinal model): a
+    coefficient with contraction ``kappa`` has posterior variance ``V``, of which
+    ``(1 - kappa) V`` is counted as prior and ``kappa V`` as data. In the normal-normal
+    model ``1 - kappa = V / V_prior`` is exactly the prior's share of the posterior
+    precision: a coefficient the data leave at its prior (kappa = 0) is all prior, one
+    the data pin down (kappa -> 1) is all data.
+
+  Computed on the draws: ``share = 1 - Var(q_data) / Var(q)``, where ``q_data`` is the
+  quantity recomputed with every extrapolation term at its prior mean and every
+  coefficient's draws pulled to ``mean + sqrt(kappa) (theta - mean)``
+  (:meth:`bayesln.predict.engine.CoreEngine.data_part`). For a linear quantity with
+  independent parts this is exactly ``(Var_terms + sum_j (1 - kappa_j) a_j^2 V_j) /
+  Var(q)``. ``prior_share_parts`` gives the terms' and the coefficients' parts
+  separately and per coefficient (each computed alone, so with correlated draws they need
+  not add up to the total). The pooled effect ``d``, the baseline ``m`` and the
+  between-trial SDs are counted as data (their contraction is in the table; the report
+  flags heterogeneity SDs the data barely inform). A quantity is flagged
+  ``prior_driven`` when its share is at least 0.5; the report's verdict uses the
+  population log-OR, RD and TAC-arm probability.
 """
 
 from __future__ import annotations
@@ -32,11 +62,29 @@ import pandas as pd
 
 from bayesln.hierarchy.priors import Prior
 
-__all__ = ["PRIOR_DRIVEN_SHARE", "ExtrapolationReport", "contraction_table", "prior_variance"]
+__all__ = ["PRIOR_DRIVEN_SHARE", "THIN_CONTRACTION", "ExtrapolationReport", "contraction_table", "kappas",
+           "prior_variance"]
 
 #: a quantity is "prior-driven" when at least this share of its predictive variance comes
-#: from extrapolation priors
+#: from priors (extrapolation terms and the prior part of weakly informed coefficients)
 PRIOR_DRIVEN_SHARE = 0.5
+#: a fitted coefficient is "weakly informed" below this contraction
+THIN_CONTRACTION = 0.5
+
+
+def kappas(contraction: pd.DataFrame) -> dict[str, float]:
+    """``{parameter: contraction clipped to [0, 1]}`` of the fitted coefficients of a
+    contraction table (rows ``beta[...]``, ``gamma[...]``, ``gamma_phase...``,
+    ``psi_beta[...]``); an unknown contraction (prior variance not known) counts as 1
+    (all data)."""
+    out = {}
+    for _, r in contraction.iterrows():
+        name = str(r["parameter"])
+        if not name.startswith(("beta[", "gamma[", "gamma_phase", "psi_beta[")):
+            continue
+        c = float(r["contraction"])
+        out[name] = min(max(c, 0.0), 1.0) if np.isfinite(c) else 1.0
+    return out
 
 
 def prior_variance(p: Prior | dict | None) -> float:
@@ -235,10 +283,11 @@ def _ordinal_support(des, nm: str) -> str:
 
 def _support(des, tr, var) -> str:
     """How many trials inform a coefficient: for 0/1 covariates the trials at the
-    non-reference level, for continuous ones the trials with a value."""
+    non-reference level, for continuous ones the trials with a value and how many of them
+    differ from the most common value (:func:`bayesln.predict.engine.coefficient_support`)."""
     if tr is None or not hasattr(des, "arms"):
         return ""
-    from bayesln.predict.engine import study_values
+    from bayesln.predict.engine import coefficient_support, study_values
 
     arms = des.arms
     if var == "beta":
@@ -252,7 +301,9 @@ def _support(des, tr, var) -> str:
             return f"; {k} of {len(studies)} trials used {tr.level}"
         v = study_values(arms, tr.source, studies).dropna()
         if tr.kind == "continuous":
-            return f"; {len(v)} trials"
+            sup = coefficient_support(v)
+            return (f"; {len(v)} trials, {sup['n_trials']} of them away from the most common value"
+                    + (f" ({sup['trials']})" if 0 < sup["n_trials"] <= 3 else ""))
         k = int((v > 0).sum())
         lev = tr.level or "yes"
         return f"; {k} of {len(studies)} trials at {lev}"
@@ -275,11 +326,37 @@ class ExtrapolationReport:
     baseline: str
     notes: list[str] = field(default_factory=list)
     text: str = ""
+    #: the fitted coefficients the target uses (see the module docstring)
+    modifiers: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: "outside the data", "data-thin: one trial", "data-thin: weakly informed",
+    #: "prior terms inside the data" or "none"
+    status: str = ""
+    #: ``{outcome: {level: {"terms": {...}, "coefficients": {...}, "by_parameter": {p: {...}}}}}``
+    prior_share_parts: dict = field(default_factory=dict)
 
     @property
     def unidentified(self) -> list[str]:
+        """Covariates the model has no coefficient for whose effect is a prior term."""
         c = self.covariates
-        return sorted(set(c.loc[c["prior"].astype(str) != "", "covariate"]))
+        mask = (c["prior"].astype(str) != "") & ~c["in_model"].astype(bool)
+        return sorted(set(c.loc[mask, "covariate"]))
+
+    @property
+    def extrapolated(self) -> list[str]:
+        """Covariates the model has a coefficient for whose target value lies beyond the
+        fitted range (the part beyond it is a prior term)."""
+        c = self.covariates
+        mask = (c["prior"].astype(str) != "") & c["in_model"].astype(bool)
+        return sorted(set(c.loc[mask, "covariate"]))
+
+    @property
+    def data_thin(self) -> list[str]:
+        """The fitted coefficients the target uses that one trial carries or the data
+        barely inform."""
+        m = self.modifiers
+        if m is None or not len(m):
+            return []
+        return [str(p) for p, st in zip(m["parameter"], m["status"]) if str(st).startswith("data-thin")]
 
     def compact(self) -> dict:
         """The short form carried by every JSON record."""
@@ -290,6 +367,9 @@ class ExtrapolationReport:
             "prior_share_log_or": self.prior_share.get("population", {}).get("log_or"),
             "baseline": self.baseline,
             "summary": self.text,
+            "status": self.status,
+            "extrapolated": self.extrapolated,
+            "data_thin": self.data_thin,
         }
 
     def to_dict(self) -> dict:
@@ -301,6 +381,8 @@ class ExtrapolationReport:
             "unidentified": self.unidentified, "prior_driven": bool(self.prior_driven), "prior_share": self.prior_share,
             "baseline": self.baseline, "notes": list(self.notes), "text": self.text,
             "covariates": rec(self.covariates), "contraction": rec(self.contraction), "sensitivity": rec(self.sensitivity),
+            "status": self.status, "extrapolated": self.extrapolated, "data_thin": self.data_thin,
+            "modifiers": rec(self.modifiers), "prior_share_parts": self.prior_share_parts,
         }
 
     def __str__(self) -> str:

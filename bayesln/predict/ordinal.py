@@ -68,6 +68,18 @@ comparator's log odds of both steps (sequential) or its location (cumulative) by
 likewise; a comparator no trial used shifts the comparator arm on both steps. Coherence
 holds for any value of the terms because it holds for any linear predictors.
 
+Fitted modifiers and the prior share
+------------------------------------
+The report lists every fitted coefficient the target uses (``beta[name]`` or
+``beta[name,step]``, ``psi_beta[...]``, ``gamma_phase[...]``) with the number of trials
+that inform it (:meth:`OrdinalEngine.coefficient_support`: a phase effect in the bundled
+data rests on its one maintenance trial), its contraction and its prior share, exactly as
+on the core path (:mod:`bayesln.predict.extrapolation`): the prior share of a prediction
+counts the extrapolation terms and the prior part ``(1 - kappa)`` of each fitted
+coefficient's posterior variance, and a target leaning on a coefficient that one trial
+carries is reported "data-thin: one trial", never "Extrapolation: none". The ordinal
+model's modifiers are 0/1 indicators only, so no fitted slope is ever clipped here.
+
 Study-level covariates of the trials
 ------------------------------------
 The ordinal design carries no population covariates, so the range of the trials (which
@@ -94,6 +106,7 @@ from bayesln.predict.engine import (
     ArmSpec,
     CoreEngine,
     Plan,
+    coefficient_support,
     quantities_from_p,
     register_engine,
     stream,
@@ -379,20 +392,68 @@ class OrdinalEngine(CoreEngine):
     def baseline_row(self, target: Target) -> np.ndarray:  # pragma: no cover - not used by this engine
         return np.zeros(0)
 
+    def _labels(self, var: str) -> list[tuple[str, tuple[int, ...]]]:
+        """(label, index) of each column of a coefficient variable, labelled as in
+        :func:`bayesln.predict.extrapolation.contraction_table`."""
+        if not self.has(var):
+            return []
+        da = self.result.idata.posterior[var]
+        stages = [str(s) for s in da["stage"].values] if "stage" in da.dims else None
+        if "covariate" not in da.dims:
+            if stages is None:
+                return [(var, ())]
+            return [(f"{var}[{st}]", (s,)) for s, st in enumerate(stages)]
+        names = [str(c) for c in da["covariate"].values]
+        if stages is None:
+            return [(f"{var}[{nm}]", (k,)) for k, nm in enumerate(names)]
+        return [(f"{var}[{nm},{st}]", (k, s)) for k, nm in enumerate(names) for s, st in enumerate(stages)]
+
+    def coefficient_columns(self) -> list[tuple[str, str, tuple[int, ...]]]:
+        """Every fitted coefficient a target can use: the effect modifiers ``beta`` (per
+        step when cut-point-specific), their cut-point-gap effects ``psi_beta`` (cumulative
+        link) and the maintenance shift of the baseline ``gamma_phase``."""
+        return [(lab, var, idx) for var in ("beta", "psi_beta", "gamma_phase") for lab, idx in self._labels(var)]
+
     def used_parameters(self, target: Target, arms: list[ArmSpec]) -> list[str]:
         names = self._names()
         used = []
         if names:
             diff = self.effect_row(target, arms[0]) - self.effect_row(target, arms[1])
-            beta = self.result.idata.posterior["beta"]
-            stages = [str(s) for s in beta["stage"].values] if "stage" in beta.dims else None
-            for n, v in zip(names, diff):
-                if abs(v) > 1e-12:
-                    used += [f"beta[{n},{st}]" for st in stages] if stages else [f"beta[{n}]"]
+            for var in ("beta", "psi_beta"):
+                labs = self._labels(var)
+                for n, v in zip(names, diff):
+                    if abs(v) > 1e-12:
+                        used += [lab for lab, _ in labs if lab == f"{var}[{n}]" or lab.startswith(f"{var}[{n},")]
         if self._phase_in_baseline() and target.phase == "maintenance" and target.baseline_risk is None:
-            g = self.result.idata.posterior["gamma_phase"]
-            used += [f"gamma_phase[{s}]" for s in g["stage"].values] if "stage" in g.dims else ["gamma_phase"]
+            used += [lab for lab, _ in self._labels("gamma_phase")]
         return used
+
+    def coefficient_support(self, label: str) -> dict:
+        """How many trials inform an ordinal coefficient (see
+        :func:`bayesln.predict.engine.coefficient_support`): for ``comparator:c`` the
+        trials using c vs the others, for ``regimen:triple`` the trials with a triple TAC
+        arm vs the others, for the phase (effect modifier or ``gamma_phase``) the
+        maintenance trials vs the others."""
+        var, _, rest = label.partition("[")
+        name = rest.rstrip("]").split(",")[0] if var != "gamma_phase" else "phase:maintenance"
+        kind, _, lev = name.partition(":")
+        des = self.design
+        studies = [str(s) for s in des.study_ids]
+        arms = self.arms
+        idx = pd.Index(studies, dtype=object)
+        if kind == "comparator":
+            t = arms["treated"].astype(bool)
+            used = set(arms.loc[~t & (arms["treatment"].astype(str) == lev), "study"])
+            vals = pd.Series([1.0 if s in used else 0.0 for s in studies], index=idx)
+        elif kind == "regimen":
+            t = arms[arms["treated"].astype(bool)]
+            trip = set(t.loc[(t["regimen"].astype("string") == "triple").fillna(False), "study"])
+            vals = pd.Series([1.0 if s in trip else 0.0 for s in studies], index=idx)
+        elif kind == "phase":
+            vals = self.study_values("phase", studies)
+        else:
+            return {"n_trials": np.nan, "n_regression": np.nan, "trials": ""}
+        return coefficient_support(vals)
 
     # ------------------------------------------------------------------ noise
     def noise(self, target: Target, plan: Plan, seed: int) -> dict:
@@ -560,11 +621,17 @@ class OrdinalEngine(CoreEngine):
     def make_prediction(self, plan: Plan, arms: list[ArmSpec], noise: dict, terms: dict, out: dict, shares: dict,
                         report: ExtrapolationReport, *, margin: float, ci: float, seed: int) -> OrdinalPrediction:
         probs, pr_shares = {}, {}
+        kappa = getattr(self, "_kappa", None) or {}
+        thin = any(v < 1.0 for lab, v in kappa.items() if lab in {c for c, _, _ in self.coefficient_columns()})
         for level in LEVELS:
             P = self.arm_probabilities(plan, arms, level, noise, terms)
             probs[level] = {arm: {k: P[k][:, j] for k in CATEGORIES} for j, arm in enumerate(("tac", "comparator"))}
-            if plan.terms:
-                P0 = self.arm_probabilities(plan, arms, level, noise, terms, include_terms=False)
+            if plan.terms or thin:
+                # P(PR) with the prior-driven parts removed, as for every other quantity
+                # (bayesln.predict.extrapolation: terms at their prior mean, coefficients
+                # reduced to their data part)
+                with self.data_part(kappa):
+                    P0 = self.arm_probabilities(plan, arms, level, noise, terms, include_terms=False)
                 pr_shares[level] = {"p_tac": _share(P["pr"][:, 0], P0["pr"][:, 0]),
                                     "p_comparator": _share(P["pr"][:, 1], P0["pr"][:, 1])}
             else:

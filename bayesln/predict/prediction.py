@@ -20,6 +20,19 @@ The NNT interval follows Altman (1998, BMJ 317:1309): it is 1/RD at the RD inter
 bounds, and when the RD interval includes 0 it runs through infinity (the table then has
 lower > upper, i.e. "NNT(benefit) >= lower ... infinity ... NNT(harm) >= |upper|").
 
+Every prediction carries its extrapolation report
+(:class:`~bayesln.predict.extrapolation.ExtrapolationReport`): covariates outside the
+trials (a covariate the model has a coefficient for is used up to its fitted range, the
+rest gets the extrapolation prior), the fitted modifiers the target uses with the number of
+trials behind each, its contraction and prior share, and the ``prior_share`` of every
+quantity: the part of its predictive variance owed to priors - extrapolation terms and the
+prior part ``(1 - contraction)`` of each fitted coefficient's posterior variance (see
+:mod:`bayesln.predict.extrapolation`). The table's ``prior_share`` / ``prior_driven``
+columns and the report's verdict ("DRIVEN BY THE PRIOR" at a share of 0.5 or more of the
+population log-OR, RD or TAC-arm probability) come from it; a target that leans on a
+coefficient one trial carries is reported "data-thin: one trial", never "Extrapolation:
+none".
+
 An ordinal CR / PR / NR fit (:func:`bayesln.hierarchy.fit_ordinal`) gives an
 :class:`~bayesln.predict.ordinal.OrdinalPrediction` instead: coherent P(CR), P(PR),
 P(CR or PR) per arm and draw, and the quantities above for complete response and for
@@ -38,7 +51,13 @@ import pandas as pd
 from bayesln.hierarchy.diagnostics import gate_warning
 from bayesln.hierarchy.sampling import check_seed
 from bayesln.predict.engine import LEVELS, ArmSpec, engine_for, quantities_from_eta, quantities_from_p  # noqa: F401
-from bayesln.predict.extrapolation import PRIOR_DRIVEN_SHARE, ExtrapolationReport, contraction_table
+from bayesln.predict.extrapolation import (
+    PRIOR_DRIVEN_SHARE,
+    THIN_CONTRACTION,
+    ExtrapolationReport,
+    contraction_table,
+    kappas,
+)
 from bayesln.predict.priors import DEFAULT_MARGIN, prior_mean, prior_sd
 from bayesln.predict.targets import Target, resolve_target
 
@@ -316,19 +335,14 @@ def predict(result, target, *, seed: int, draws: int | None = None, margin: floa
     arms = [ArmSpec(True, regimen=target.regimen, label="tac"), ArmSpec(False, comparator=comp_arm, label="comparator")]
     terms = eng.term_draws(plan, noise)
     outcomes = eng.outcomes()
-    out = {o: {} for o in outcomes}      # outcome -> level -> quantities
-    shares = {o: {} for o in outcomes}   # outcome -> level -> share of the variance from the priors
-    for level in LEVELS:
-        qs = eng.outcome_quantities(plan, arms, level, noise, terms, margin=margin)
-        qs0 = eng.outcome_quantities(plan, arms, level, noise, terms, include_terms=False, margin=margin) \
-            if plan.terms else None
-        for o in outcomes:
-            out[o][level] = qs[o]
-            shares[o][level] = _shares(qs[o], qs0[o]) if qs0 is not None else {k: 0.0 for k in SHARE_KEYS}
-    sens = _sensitivity(eng, plan, arms, noise, direction, margin, ci) if sensitivity else pd.DataFrame()
     contraction = contraction_table(result, plan.terms)
     used = _used_modifiers(eng, target, arms)
-    report = _report(plan, out, shares, contraction, sens, used, ci, margin)
+    kappa = kappas(contraction)
+    eng._kappa = kappa  # the ordinal engine's P(PR) shares use the same decomposition
+    out, shares, parts = _decompose(eng, plan, arms, noise, terms, outcomes, kappa, used, margin)
+    sens = _sensitivity(eng, plan, arms, noise, direction, margin, ci) if sensitivity else pd.DataFrame()
+    modifiers = _modifier_table(eng, contraction, used, parts)
+    report = _report(plan, out, shares, contraction, sens, used, ci, margin, modifiers=modifiers, parts=parts)
     if eng.multi_outcome:
         pred = eng.make_prediction(plan, arms, noise, terms, out, shares, report, margin=margin, ci=ci, seed=seed)
     else:
@@ -340,9 +354,83 @@ def predict(result, target, *, seed: int, draws: int | None = None, margin: floa
     return pred
 
 
+def _decompose(eng, plan, arms, noise, terms, outcomes, kappa, used, margin):
+    """The draws of every outcome and level, and the share of their predictive variance
+    that comes from priors (see :mod:`bayesln.predict.extrapolation`): ``out[o][level]``
+    the quantities; ``shares[o][level]`` the total prior share (extrapolation terms at
+    their prior mean and every coefficient reduced to its data part); ``parts[o][level]``
+    the shares of the terms alone, of the coefficients alone and of each used coefficient
+    alone."""
+    out = {o: {} for o in outcomes}      # outcome -> level -> quantities
+    shares = {o: {} for o in outcomes}   # outcome -> level -> share of the variance from priors
+    parts = {o: {} for o in outcomes}
+    zero = {k: 0.0 for k in SHARE_KEYS}
+    thin = {k: v for k, v in kappa.items() if v < 1.0}
+    cols = {lab for lab, _, _ in eng.coefficient_columns()}
+    coef = bool(thin) and bool(cols & set(thin))
+
+    def q(level, include_terms=True):
+        return eng.outcome_quantities(plan, arms, level, noise, terms, include_terms=include_terms, margin=margin)
+
+    for level in LEVELS:
+        qs = q(level)
+        q_terms = q(level, include_terms=False) if plan.terms else None
+        if coef:
+            with eng.data_part(kappa):
+                q_coef = q(level)
+                q_data = q(level, include_terms=False) if plan.terms else q_coef
+        else:
+            q_coef, q_data = None, q_terms
+        by_par = {}
+        for lab in used:
+            if lab in thin and lab in cols:
+                with eng.data_part(kappa, only=[lab]):
+                    by_par[lab] = q(level)
+        for o in outcomes:
+            out[o][level] = qs[o]
+            shares[o][level] = _shares(qs[o], q_data[o]) if q_data is not None else dict(zero)
+            parts[o][level] = {
+                "terms": _shares(qs[o], q_terms[o]) if q_terms is not None else dict(zero),
+                "coefficients": _shares(qs[o], q_coef[o]) if q_coef is not None else dict(zero),
+                "by_parameter": {lab: (_shares(qs[o], by_par[lab][o]) if lab in by_par else dict(zero)) for lab in used},
+            }
+    return out, shares, parts
+
+
+def _modifier_table(eng, contraction: pd.DataFrame, used: list[str], parts: dict) -> pd.DataFrame:
+    """One row per fitted coefficient the target uses: how many trials inform it, its
+    contraction, the share of the population log-OR variance its prior part carries (the
+    largest over the outcomes of an ordinal prediction) and its status."""
+    cols = ["parameter", "meaning", "n_trials", "trials", "n_regression", "prior", "contraction", "prior_share",
+            "share_of", "status"]
+    c = contraction.set_index("parameter") if len(contraction) else pd.DataFrame()
+    rows = []
+    for lab in used:
+        sup = eng.coefficient_support(lab)
+        r = c.loc[lab] if lab in c.index else None
+        kap = float(r["contraction"]) if r is not None else float("nan")
+        # an effect modifier moves the log odds ratio, a baseline coefficient the comparator arm
+        qty = "p_comparator" if lab.startswith("gamma") else "log_or"
+        share = max((float(p["population"]["by_parameter"].get(lab, {}).get(qty, 0.0)) for p in parts.values()),
+                    default=0.0)
+        k = sup.get("n_trials")
+        if k is not None and np.isfinite(k) and k <= 1:
+            status = "data-thin: one trial" if k == 1 else "data-thin: no trial"
+        elif np.isfinite(kap) and kap < THIN_CONTRACTION:
+            status = "data-thin: weakly informed"
+        else:
+            status = "informed"
+        rows.append({"parameter": lab, "meaning": str(r["note"]) if r is not None else "", "n_trials": k,
+                     "trials": sup.get("trials", ""), "n_regression": sup.get("n_regression"),
+                     "prior": str(r["prior"]) if r is not None else "", "contraction": kap, "prior_share": share,
+                     "share_of": qty, "status": status})
+    return pd.DataFrame(rows, columns=cols)
+
+
 def _shares(q: dict, q0: dict) -> dict[str, float]:
-    """Share of each quantity's predictive variance that comes from the extrapolation
-    priors (the draws ``q`` with the terms, ``q0`` with the terms at their prior mean)."""
+    """Share of each quantity's predictive variance that comes from priors (the draws
+    ``q``, and ``q0`` with the prior-driven parts removed: extrapolation terms at their
+    prior mean and/or coefficients reduced to their data part)."""
     sh = {k: _share(q[k], q0[k]) for k in ("p_tac", "p_comparator", "rd", "log_or")}
     # ratios: on the log scale (their variance on the ratio scale is dominated by the tails)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -446,12 +534,15 @@ def _merged_shares(shares: dict) -> dict[str, dict[str, float]]:
     return merged
 
 
-def _report(plan, out, shares, contraction, sens, used, ci, margin) -> ExtrapolationReport:
-    """The extrapolation report of one prediction. ``out`` / ``shares`` are
+def _report(plan, out, shares, contraction, sens, used, ci, margin, *, modifiers=None, parts=None) -> ExtrapolationReport:
+    """The extrapolation report of one prediction. ``out`` / ``shares`` / ``parts`` are
     ``{outcome: {level: ...}}`` (one outcome for the core model; CR and CR-or-PR for the
-    ordinal model, reported line by line)."""
+    ordinal model, reported line by line); ``modifiers`` is the table of
+    :func:`_modifier_table`."""
     t = plan.target
     inv = plan.inventory
+    modifiers = modifiers if modifiers is not None else pd.DataFrame(columns=["parameter", "status"])
+    parts = parts or {}
     outside = sorted(set(inv.loc[inv["outside_data"].astype(bool), "covariate"]))
     outcomes = list(out)
     multi = len(outcomes) > 1
@@ -473,18 +564,43 @@ def _report(plan, out, shares, contraction, sens, used, ci, margin) -> Extrapola
             )
     lines.append(f"  ({_pct(ci)} intervals; baseline: {plan.baseline_text})")
     terms = plan.terms
-    if not outside and not terms:
-        lines.append("  Extrapolation: none - every covariate the target sets lies within the trials that inform the model.")
+    mstat = modifiers["status"].astype(str) if len(modifiers) else pd.Series([], dtype=str)
+    if outside:
+        status = "outside the data"
+    elif mstat.isin(["data-thin: one trial", "data-thin: no trial"]).any():
+        status = "data-thin: one trial"
+    elif mstat.str.startswith("data-thin").any():
+        status = "data-thin: weakly informed"
+    elif terms:
+        status = "prior terms inside the data"
     else:
-        lines.append("  Extrapolation:")
+        status = "none"
+    if status == "none":
+        lines.append("  Extrapolation: none - every covariate the target sets lies within the trials that inform the model, "
+                     "and every fitted modifier it uses rests on two or more trials with contraction >= "
+                     f"{THIN_CONTRACTION:g}.")
+    else:
+        lines.append(f"  Extrapolation: {status}")
         for cov in outside:
-            r = inv[(inv["covariate"] == cov)].iloc[0]
+            rr = inv[(inv["covariate"] == cov)]
+            r = rr.iloc[0]
             tv = r["target_value"]
-            if r["in_model"] and cov != "comparator":  # an unseen comparator gets a prior term (below)
-                lines.append(f"   - {cov} = {tv} lies outside the fitted range [{r['data_min']:.3g}, {r['data_max']:.3g}] of the "
-                             "trials: the fitted modifier is extrapolated linearly.")
-                continue
             ts = [x for x in terms if x.covariate == cov]
+            ts_in = [x for x in ts if x.in_model]
+            ts_out = [x for x in ts if not x.in_model]
+            for x in ts_in:
+                lines.append(f"   - {cov} = {tv} lies outside the range the model's coefficient {x.parameter} was fitted on "
+                             f"([{x.bounds[0]:.3g}, {x.bounds[1]:.3g}]): the fitted coefficient is used "
+                             f"up to {x.reference:.3g}, and the remaining {x.distance:+.3g} gets the assumed extrapolation "
+                             f"prior ({_role_text(x)} {_pstr(x.prior)} per unit; unit: {UNITS_TEXT(cov)}) - not evidence; "
+                             "the fitted slope is not extrapolated.")
+            held = rr[rr["in_model"].astype(bool) & rr["outside_data"].astype(bool) & (rr["prior"].astype(str) == "")]
+            if cov != "comparator" and len(held):
+                for _, h in held.iterrows():
+                    lines.append(f"   - {cov} = {tv}: {h['status']}.")
+            unmodelled = rr[~rr["in_model"].astype(bool) & rr["outside_data"].astype(bool)]
+            if cov != "comparator" and not ts_out and not len(unmodelled):
+                continue
             if cov == "comparator":
                 rng = r["status"].split("; prior-driven")[0]
             elif r["n_known"]:
@@ -495,9 +611,14 @@ def _report(plan, out, shares, contraction, sens, used, ci, margin) -> Extrapola
                 rng = "no trial reports it"
             head, mod = _PLAIN.get(cov, (f"No trial informing this model has {cov} like this target",
                                          f"the {cov} x TAC effect modifier"))
-            if ts:
+            if ts_out and ts_in:
+                pri = "; ".join(f"{_role_text(x)} {_pstr(x.prior)} per unit x {x.distance:+.3g}" for x in ts_out)
+                lines.append(f"   - {cov} = {tv} also moves what the model has no {cov} coefficient for ({rng}): not "
+                             f"identified by the data, so this part reflects the assumed prior ({pri}; unit: "
+                             f"{UNITS_TEXT(cov)}) - not evidence.")
+            elif ts_out:
                 pri = "; ".join(f"{_role_text(x)} "
-                                f"{_pstr(x.prior)} per unit x {x.distance:+.3g}" for x in ts)
+                                f"{_pstr(x.prior)} per unit x {x.distance:+.3g}" for x in ts_out)
                 lines.append(f"   - {cov} = {tv} is outside the data ({rng}). {head}: {mod} is not identified by the data "
                              f"(its posterior equals its prior), so this interval reflects the assumed prior "
                              f"({pri}; unit: {UNITS_TEXT(cov)}) - not evidence.")
@@ -507,63 +628,87 @@ def _report(plan, out, shares, contraction, sens, used, ci, margin) -> Extrapola
         inside = dict.fromkeys(x.covariate for x in terms if x.covariate not in outside)
         for cov in inside:
             ts = [x for x in terms if x.covariate == cov]
-            r = inv[inv["covariate"] == cov].iloc[0]
+            rows_c = inv[inv["covariate"] == cov]
+            # the status of the row the terms belong to (a covariate in the effect model but
+            # not in the baseline model has an in-model effect row and a baseline term)
+            with_term = rows_c[rows_c["role"].isin({x.role for x in ts})]
+            r = (with_term if len(with_term) else rows_c).iloc[0]
             pri = "; ".join(f"{_role_text(x)} {_pstr(x.prior)} "
                             f"x {x.distance:+.3g}" for x in ts)
             lines.append(f"   - {cov} = {r['target_value']}: {r['status']} ({pri}).")
-        if terms:
-            verdict = "the prediction is DRIVEN BY THE PRIOR" if prior_driven else "the data still dominate"
-            if not multi:
-                sh = share_pop.get("log_or", 0.0)
-                shb = share_pop.get("p_comparator", 0.0)
-                lines.append(f"   - {_pct(sh)} of the variance of the population log odds ratio"
-                             + (f" and {_pct(shb)} of that of the comparator-arm risk" if shb > 0 else "")
-                             + f" come from these assumed priors: {verdict}.")
-            else:
-                parts = []
-                for o in outcomes:
-                    so = shares[o]["population"]
-                    parts.append(f"{OUTCOME_TEXT.get(o, o)}: {_pct(so.get('log_or', 0.0))} of the log odds ratio"
-                                 + (f", {_pct(so.get('p_comparator', 0.0))} of the comparator-arm risk"
-                                    if so.get("p_comparator", 0.0) > 0 else ""))
-                lines.append("   - Share of the population predictive variance from these assumed priors - "
-                             + "; ".join(parts) + f": {verdict}.")
-            if len(sens):
-                for o in outcomes:
-                    so = sens[sens["outcome"] == o] if "outcome" in sens else sens
-                    s = so[(so["level"] == "population") & (so["quantity"] == "tac_better")]
-                    if not len(s):
-                        continue
-                    grp = s[s["term"] == ("all" if (s["term"] == "all").any() else terms[0].key)]
-                    lo, hi = s["mean"].min(), s["mean"].max()  # every scenario: combined, per term, shifts
-                    oo = so[(so["level"] == "population") & (so["quantity"] == "or") & (so["term"] == grp["term"].iloc[0])]
-                    zero = oo[oo["scenario"].str.contains("sd 0")]
-                    wide = oo[oo["scenario"].str.contains("sd x2")]
-                    if len(zero) and len(wide):
-                        z, w = zero.iloc[0], wide.iloc[0]
-                        tag = f" ({OUTCOME_TEXT.get(o, o)})" if multi else ""
-                        lines.append(f"   - Sensitivity{tag}: OR {z['median']:.2f} ({z['lower']:.2f}-{z['upper']:.2f}) if the "
-                                     f"trials' effect transported unchanged (prior sd 0) vs {w['median']:.2f} ({w['lower']:.2f}-"
-                                     f"{w['upper']:.2f}) with the prior sd doubled; P(TAC better) {lo:.2f}-{hi:.2f} over the "
-                                     "priors tried (see the sensitivity table).")
-    weak = contraction[contraction["parameter"].isin(used)]
-    for _, r in weak.iterrows():
-        if np.isfinite(r["contraction"]) and r["contraction"] < 0.5:
-            lines.append(f"  Data-thin: {r['parameter']} ({r['note']}) is used by this target but the data shrink its prior "
-                         f"variance by only {_pct(max(r['contraction'], 0))} (contraction {r['contraction']:.2f}).")
+        verdict = "the prediction is DRIVEN BY THE PRIOR" if prior_driven else "the data still dominate"
+        if not multi:
+            o = outcomes[0]
+            sh = share_pop.get("log_or", 0.0)
+            shb = share_pop.get("p_comparator", 0.0)
+            pp = parts.get(o, {}).get("population", {})
+            split = (f" (extrapolation terms {_pct(pp.get('terms', {}).get('log_or', 0.0))}, the prior part of weakly "
+                     f"informed fitted coefficients {_pct(pp.get('coefficients', {}).get('log_or', 0.0))})") if pp else ""
+            lines.append(f"   - {_pct(sh)} of the variance of the population log odds ratio"
+                         + (f" and {_pct(shb)} of that of the comparator-arm risk" if shb > 0 else "")
+                         + f" come from assumed priors{split}: {verdict}.")
+        else:
+            bits = []
+            for o in outcomes:
+                so = shares[o]["population"]
+                pp = parts.get(o, {}).get("population", {})
+                split = (f" (terms {_pct(pp.get('terms', {}).get('log_or', 0.0))}, coefficients "
+                         f"{_pct(pp.get('coefficients', {}).get('log_or', 0.0))})") if pp else ""
+                bits.append(f"{OUTCOME_TEXT.get(o, o)}: {_pct(so.get('log_or', 0.0))} of the log odds ratio{split}"
+                            + (f", {_pct(so.get('p_comparator', 0.0))} of the comparator-arm risk"
+                               if so.get("p_comparator", 0.0) > 0 else ""))
+            lines.append("   - Share of the population predictive variance from assumed priors - "
+                         + "; ".join(bits) + f": {verdict}.")
+        if terms and len(sens):
+            for o in outcomes:
+                so = sens[sens["outcome"] == o] if "outcome" in sens else sens
+                s = so[(so["level"] == "population") & (so["quantity"] == "tac_better")]
+                if not len(s):
+                    continue
+                grp = s[s["term"] == ("all" if (s["term"] == "all").any() else terms[0].key)]
+                lo, hi = s["mean"].min(), s["mean"].max()  # every scenario: combined, per term, shifts
+                oo = so[(so["level"] == "population") & (so["quantity"] == "or") & (so["term"] == grp["term"].iloc[0])]
+                zero = oo[oo["scenario"].str.contains("sd 0")]
+                wide = oo[oo["scenario"].str.contains("sd x2")]
+                if len(zero) and len(wide):
+                    z, w = zero.iloc[0], wide.iloc[0]
+                    tag = f" ({OUTCOME_TEXT.get(o, o)})" if multi else ""
+                    lines.append(f"   - Sensitivity{tag}: OR {z['median']:.2f} ({z['lower']:.2f}-{z['upper']:.2f}) if the "
+                                 f"trials' effect transported unchanged (prior sd 0) vs {w['median']:.2f} ({w['lower']:.2f}-"
+                                 f"{w['upper']:.2f}) with the prior sd doubled; P(TAC better) {lo:.2f}-{hi:.2f} over the "
+                                 "priors tried (see the sensitivity table).")
+    for _, r in modifiers.iterrows():
+        k, n = r["n_trials"], r["n_regression"]
+        if k is not None and pd.notna(k):
+            k = int(k)
+            who = f" ({r['trials']})" if r["trials"] and k <= 3 else ""
+            rests = (f"rests on one trial{who} of {int(n)}" if k == 1 else
+                     f"rests on no trial of {int(n)}" if k == 0 else f"is informed by {k} trials{who} of {int(n)}")
+        else:
+            rests = "support unknown"
+        kap = r["contraction"]
+        ktxt = (f"contraction {max(kap, 0.0):.2f} (the data shrink its prior variance by {_pct(max(kap, 0))})"
+                if pd.notna(kap) else "contraction unknown")
+        scope = ("of the population comparator-arm risk" if r["share_of"] == "p_comparator"
+                 else "of the population log odds ratio") + (" (largest over the outcomes)" if multi else "")
+        thin = str(r["status"]).startswith("data-thin")
+        head = "Data-thin" if thin else "Modifier"
+        lines.append(f"  {head}: {r['parameter']} ({r['meaning']}) is used by this target and {rests}; {ktxt}; its prior "
+                     f"carries {_pct(r['prior_share'])} of the variance {scope}"
+                     + (f" [{r['status']}]." if thin else "."))
     het_re = r"^(tau|sigma_mu)(\[.*\])?$" if plan.baseline_source == "model" else r"^tau(\[.*\])?$"
     het = contraction[contraction["parameter"].astype(str).str.match(het_re)]
-    thin = [f"{r['parameter']} (contraction {r['contraction']:.2f}, prior {r['prior']})" for _, r in het.iterrows()
-            if np.isfinite(r["contraction"]) and r["contraction"] < 0.5]
-    if thin:
+    thin_het = [f"{r['parameter']} (contraction {r['contraction']:.2f}, prior {r['prior']})" for _, r in het.iterrows()
+                if np.isfinite(r["contraction"]) and r["contraction"] < 0.5]
+    if thin_het:
         lines.append("  Data-thin: the new-trial interval rests on between-trial SDs the data barely inform: "
-                     + "; ".join(thin) + " - its width is largely set by these priors.")
+                     + "; ".join(thin_het) + " - its width is largely set by these priors.")
     for n in plan.notes:
         lines.append(f"  Note: {n}")
     return ExtrapolationReport(
         target=t.name, outcome=plan.outcome, covariates=inv, contraction=contraction, sensitivity=sens,
         prior_share=share_all, outside_data=outside, prior_driven=prior_driven, baseline=plan.baseline_text,
-        notes=list(plan.notes), text="\n".join(lines),
+        notes=list(plan.notes), text="\n".join(lines), modifiers=modifiers, status=status, prior_share_parts=parts,
     )
 
 

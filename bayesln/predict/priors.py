@@ -15,10 +15,22 @@ coefficient, fitted to data in which ``c`` does not vary: there the likelihood i
 ``Delta_c``, its posterior equals its prior and the pooled effect ``d`` is unchanged. The
 width the term adds is therefore exactly the prior's, and it is reported as prior-driven.
 
+The same priors carry the part of a target's value **beyond the fitted range** of a
+covariate the model does have a coefficient for (an effect modifier or baseline covariate
+fitted on study values in [lo, hi]): the fitted coefficient is used up to the bound and
+``Delta_c * (x_target - bound)`` is added, ``Delta_c`` drawn from ``prior_c`` per posterior
+draw (:mod:`bayesln.predict.engine`). A fitted slope is never extrapolated linearly: a
+few trials with class V fractions 0-0.19 do not tell how a pure class V population
+responds, and extrapolating their slope gave odds ratios of 0.01 labelled data-driven.
+``extrapolation_priors=`` / ``baseline_extrapolation_priors=`` (or a target's own) replace
+these defaults in both uses.
+
 Units: per 1.0 of a fraction (all patients vs none), yes vs no for flags
 (``pediatric``, ``refractory``), maintenance vs induction for ``phase``, triple vs duo
 for ``regimen``, a comparator no trial used vs the trials' comparators for
-``comparator``, per year for ``mean_age`` and ``year``.
+``comparator``, per year for ``mean_age`` and ``year`` (the fitted coefficients of
+:mod:`bayesln.hierarchy.design` use the same units except that age and calendar year
+are per 10 years there; the engine converts).
 
 Why Normal(0, 0.5) per full switch of the population (log scale)
 ----------------------------------------------------------------
