@@ -186,6 +186,11 @@ def fit_from_run(path: str | Path):
                               effect_modifiers=tuple(m.effect_modifiers or ()),
                               baseline_covariates=tuple(m.baseline_covariates), warn=False)
     idata = run.idata
+    stored = idata.posterior.attrs.get("covariate_transforms")
+    if stored is not None and json.loads(stored) != json.loads(design.transforms_json()):
+        raise CheckInputError(f"{path}: the covariate transforms rebuilt from the run's spec and data differ from those "
+                              "stored with the draws (e.g. a run fitted before covariates were put on natural units); "
+                              "refit it with `bayesln fit`")
     arms = [str(a) for a in idata.observed_data["arm"].values]
     if arms != list(design.arm_ids) or not np.array_equal(np.asarray(idata.observed_data["events"].values), design.events):
         raise CheckInputError(f"{path}: the stored draws do not match the run's spec and data (arms or counts differ); "
