@@ -372,7 +372,7 @@ def prediction_set_for_spec(analysis: Analysis):
     in ``targets.toml`` beside the spec, then in the shipped ``models/targets.toml``."""
     if not analysis.spec.targets:
         return None
-    from bayesln.predict.command import predictions_for
+    from bayesln.predict.prediction import predictions_for
 
     search = [Path(analysis.spec.path).parent] if analysis.spec.path else []
     # a fit that failed its gate still gets its run folder (`bayesln fit` exits 1 and says

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bayesln.predict.prediction import PredictionSet, predict
+from bayesln.predict.prediction import PredictionSet, predict, predictions_for  # noqa: F401  (re-exported)
 from bayesln.predict.targets import resolve_targets
 
 __all__ = ["FORMATS", "PredictOutput", "load_run_result", "predict_command", "predictions_for", "run_predict"]
@@ -145,9 +145,6 @@ def load_ordinal_run(p: Path, run):
     return res
 
 
-def predictions_for(result, targets, *, seed: int, search=(), targets_file=None, **kw) -> PredictionSet:
-    tg = resolve_targets(targets, search=search, targets_file=targets_file)
-    return PredictionSet([predict(result, t, seed=seed, targets_file=targets_file, **kw) for t in tg])
 
 
 @dataclass

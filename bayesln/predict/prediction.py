@@ -439,6 +439,15 @@ def _shares(q: dict, q0: dict) -> dict[str, float]:
     return sh
 
 
+def predictions_for(result, targets, *, seed: int, search=(), targets_file=None, **kw) -> PredictionSet:
+    """The predictions of one fit for target names (looked up in ``targets_file``, then in
+    ``targets.toml`` beside each folder of ``search``, then in the shipped targets)."""
+    from bayesln.predict.targets import resolve_targets
+
+    tg = resolve_targets(targets, search=search, targets_file=targets_file)
+    return PredictionSet([predict(result, t, seed=seed, targets_file=targets_file, **kw) for t in tg])
+
+
 def predict_many(results, targets=None, *, seed: int, **kw) -> PredictionSet:
     """Predictions for several targets (default: every shipped target) from one or more
     fits (a FitResult, a list of them, or a dict outcome -> FitResult)."""
