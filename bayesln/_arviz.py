@@ -7,12 +7,27 @@ Every call into ArviZ goes through the small functions below, so the move to Arv
 Conventions: draws are xarray objects with ``chain`` and ``draw`` dimensions; the
 diagnostics are ArviZ's rank-normalised split-R-hat and bulk/tail ESS (Vehtari et al.
 2021, Bayesian Analysis 16:667), the same definitions as R's ``posterior`` package.
+
+**ArviZ's Numba switch is never changed for the process.** ArviZ jit-compiles its
+variance / autocovariance / KDE / histogram helpers with Numba when Numba is installed (it
+is: nutpie and PyTensor need it). Most of those helpers are not cached on disk, so every new
+process compiles them again on its first ESS, LOO or trace plot (~0.1-2 s; ~9 s on a
+machine with empty Numba caches, measured with pyinstrument on ``bayesln fit`` when it
+still used ArviZ's ESS), for arrays of a few thousand draws where NumPy is as fast (same
+results to rounding). bayesln used to call ``az.Numba.disable_numba()`` at import, which
+switched Numba off for every other ArviZ user in the process. Now each function below
+runs ArviZ inside :func:`numpy_kernels`, which sets ``az.Numba.numba_flag`` to False for
+that call only and puts back the value it found (ArviZ reads the flag at call time, in
+``arviz.utils.maybe_numba_fn.__call__`` and the ``Numba.numba_flag`` checks of
+``arviz.stats``); importing bayesln changes no ArviZ setting (``tests/test_exports.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import xarray as xr
@@ -21,26 +36,43 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)
     import arviz as az
 
-# ArviZ jit-compiles its variance / KDE / histogram helpers with Numba when Numba is
-# installed (it is: nutpie and PyTensor need it). Most of those helpers are not cached on
-# disk, so every new process compiled them again on its first trace plot or ESS (~1-2 s;
-# ~9 s on a machine with empty Numba caches, measured with pyinstrument on `bayesln fit`),
-# for arrays of a few thousand draws where NumPy is as fast. Same results (to rounding).
-az.Numba.disable_numba()
+#: serialises bayesln's own ArviZ calls, so that two threads never interleave their
+#: save / restore of the flag
+_NUMBA_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def numpy_kernels() -> Iterator[None]:
+    """Within the block ArviZ uses its NumPy code paths (``az.Numba.numba_flag`` False);
+    the flag is restored to the value it had on entry, whatever happens in the block.
+    Re-entrant. Another thread calling ArviZ outside bayesln during the block also sees
+    the NumPy paths (same results to rounding, only the speed differs)."""
+    with _NUMBA_LOCK:
+        before = az.Numba.numba_flag
+        az.Numba.numba_flag = False
+        try:
+            yield
+        finally:
+            az.Numba.numba_flag = before
+
 
 InferenceData = az.InferenceData
 
 __all__ = [
     "InferenceData",
     "bfmi",
+    "drop_variables",
     "ess",
     "from_netcdf",
     "is_inference_data",
+    "lazy_dataarray",
     "loo",
     "make_inference_data",
     "mcse",
+    "numpy_kernels",
     "plot_trace",
     "psislw",
+    "replace_groups",
     "rhat",
     "to_netcdf",
 ]
@@ -73,43 +105,61 @@ def group(idata: az.InferenceData, name: str) -> xr.Dataset | None:
 
 def rhat(ds: xr.Dataset) -> xr.Dataset:
     """Rank-normalised split R-hat (max of bulk and folded), one value per element."""
-    return az.rhat(ds, method="rank")
+    with numpy_kernels():
+        return az.rhat(ds, method="rank")
 
 
 def ess(ds: xr.Dataset, method: str = "bulk") -> xr.Dataset:
     """Effective sample size, ``method`` in {"bulk", "tail", "mean", "median", ...}."""
-    return az.ess(ds, method=method)
+    with numpy_kernels():
+        return az.ess(ds, method=method)
 
 
 def mcse(ds: xr.Dataset, method: str = "mean", prob: float | None = None) -> xr.Dataset:
     """Monte-Carlo standard error of a mean, sd or quantile (``method="quantile"``,
     ``prob``); the quantile version matches ``posterior::mcse_quantile``."""
-    if method == "quantile":
-        return az.mcse(ds, method="quantile", prob=prob)
-    return az.mcse(ds, method=method)
+    with numpy_kernels():
+        if method == "quantile":
+            return az.mcse(ds, method="quantile", prob=prob)
+        return az.mcse(ds, method=method)
 
 
 def bfmi(energy: np.ndarray) -> np.ndarray:
     """E-BFMI per chain from an energy array of shape (chain, draw)."""
-    return np.asarray(az.bfmi(np.asarray(energy, dtype=float)), dtype=float)
+    with numpy_kernels():
+        return np.asarray(az.bfmi(np.asarray(energy, dtype=float)), dtype=float)
 
 
-def loo(idata: az.InferenceData, var_name: str | None = None, pointwise: bool = True):
-    """PSIS-LOO (with the per-study log-likelihood this is leave-one-study-out)."""
-    return az.loo(idata, var_name=var_name, pointwise=pointwise)
+def loo(idata: az.InferenceData, var_name: str | None = None, pointwise: bool = True, reff: float | None = None):
+    """PSIS-LOO (with the per-study log-likelihood this is leave-one-study-out);
+    ``reff=None`` lets ArviZ compute the relative efficiency from the posterior."""
+    with numpy_kernels():
+        return az.loo(idata, var_name=var_name, pointwise=pointwise, reff=reff)
+
+
+def relative_eff(posterior: xr.Dataset) -> float:
+    """The relative MCMC efficiency ``az.loo`` uses when it is not given one: the mean
+    over every element of every posterior variable of ESS ("mean" method) / number of
+    draws (1 with a single chain). ArviZ 0.2x ``arviz.stats.loo``."""
+    n_chains, n_draws = int(posterior.sizes["chain"]), int(posterior.sizes["draw"])
+    if n_chains == 1:
+        return 1.0
+    with numpy_kernels():
+        e = az.ess(posterior, method="mean")
+    return float(np.hstack([e[v].values.flatten() for v in e.data_vars]).mean() / (n_chains * n_draws))
 
 
 def psislw(log_ratios: np.ndarray, reff: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Pareto-smoothed importance log weights and Pareto k (Vehtari et al. 2024, JMLR
     25:72); ``log_ratios`` has the draws on the last axis."""
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), numpy_kernels():
         warnings.simplefilter("ignore")
         return az.psislw(log_ratios, reff=reff)
 
 
 def plot_trace(idata: az.InferenceData, var_names: Iterable[str] | None = None):
     """Trace and rank plots (ArviZ ``plot_trace`` with rank bars) as one matplotlib figure."""
-    with warnings.catch_warnings():  # ArviZ 0.23 vs matplotlib 3.11 deprecation noise
+    with warnings.catch_warnings(), numpy_kernels():  # ArviZ 0.23 vs matplotlib 3.11 deprecation noise
         warnings.simplefilter("ignore")
         axes = az.plot_trace(idata, var_names=None if var_names is None else list(var_names), kind="rank_bars",
                              compact=True, show=False)
@@ -129,3 +179,94 @@ def from_netcdf(path) -> az.InferenceData:
 def drop_variables(ds: xr.Dataset, names: Iterable[str]) -> xr.Dataset:
     names = [n for n in names if n in ds.data_vars]
     return ds.drop_vars(names) if names else ds
+
+
+def drop_unused_dims(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` without the dimension coordinates that no data variable uses any more."""
+    used = {d for v in ds.data_vars.values() for d in v.dims}
+    unused = [c for c in ds.coords if c in ds.dims and c not in used]
+    return ds.drop_vars(unused) if unused else ds
+
+
+def keep_variables(ds: xr.Dataset | None, allowed: Callable[[str], bool] | Iterable[str]) -> xr.Dataset | None:
+    """``ds`` with only the data variables ``allowed`` accepts (a predicate or a list of
+    names), and without the dimension coordinates that only the dropped ones used."""
+    if ds is None:
+        return None
+    ok = allowed if callable(allowed) else set(allowed).__contains__
+    return drop_unused_dims(drop_variables(ds, [str(v) for v in ds.data_vars if not ok(str(v))]))
+
+
+def replace_groups(idata: az.InferenceData, groups: Mapping[str, xr.Dataset | None]) -> az.InferenceData:
+    """A new InferenceData: ``idata``'s groups with those in ``groups`` replaced, added,
+    or (value None) removed; the same attributes."""
+    current = {g: getattr(idata, g) for g in idata.groups()}
+    for name, ds in groups.items():
+        if ds is None:
+            current.pop(name, None)
+        else:
+            current[name] = ds
+    return make_inference_data(current, attrs=dict(idata.attrs) if idata.attrs else None)
+
+
+# ----------------------------------------------------------------------- lazy values
+try:  # xarray's documented interface for backends' lazily loaded arrays
+    from xarray.backends import BackendArray as _BackendArray
+    from xarray.core import indexing as _indexing
+except ImportError:  # pragma: no cover - very old xarray: values computed at once
+    _BackendArray = None
+
+
+class _LazyValues(_BackendArray if _BackendArray is not None else object):
+    """An array whose values ``compute()`` makes the first time they are read (through
+    xarray's lazy indexing, as a NetCDF variable is read from disk), then kept."""
+
+    def __init__(self, shape, compute: Callable[[], np.ndarray]):
+        self.shape = tuple(int(x) for x in shape)
+        self.dtype = np.dtype(float)
+        self._compute = compute
+        self._values = None
+        self._lock = threading.Lock()
+
+    def values(self) -> np.ndarray:
+        with self._lock:
+            if self._values is None:
+                v = np.asarray(self._compute(), dtype=float)
+                if v.shape != self.shape:
+                    raise ValueError(f"lazy values: expected shape {self.shape}, computed {v.shape}")
+                v.setflags(write=False)
+                self._values = v
+            return self._values
+
+    def __getitem__(self, key):
+        return _indexing.explicit_indexing_adapter(key, self.shape, _indexing.IndexingSupport.BASIC, self._get)
+
+    def _get(self, key):
+        return np.array(self.values()[key])
+
+    def __deepcopy__(self, memo):  # immutable once computed: copies share it
+        return self
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+
+def lazy_dataarray(dims: tuple[str, ...], coords: Mapping, compute: Callable[[], np.ndarray],
+                   attrs: Mapping | None = None) -> xr.DataArray:
+    """A float DataArray of the given dims / coords whose values are computed by
+    ``compute()`` on first read (``.values``, ``az.loo``, writing the NetCDF file), once.
+    ``compute`` must be picklable with the standard library (a module-level function
+    or a ``functools.partial`` of one) so that a result can go to a worker process."""
+    shape = [len(coords[d]) for d in dims]
+    if _BackendArray is None:  # pragma: no cover
+        data = np.asarray(compute(), dtype=float)
+    else:
+        data = _indexing.LazilyIndexedArray(_LazyValues(shape, compute))
+    var = xr.Variable(dims, data, attrs=dict(attrs or {}))
+    return xr.DataArray(var, coords={d: coords[d] for d in dims})

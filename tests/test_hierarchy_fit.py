@@ -75,15 +75,20 @@ def test_default_fit_complete_response_passes_gate(td):
 
 def test_idata_contents(total, td):
     idata = total.idata
-    for g in ("posterior", "prior", "prior_predictive", "posterior_predictive", "observed_data", "log_likelihood", "sample_stats"):
+    for g in ("posterior", "prior", "prior_predictive", "posterior_predictive", "observed_data", "log_likelihood",
+              "log_likelihood_conditional", "posterior_derived", "sample_stats"):
         assert g in idata.groups(), g
     post = idata.posterior
     assert list(post["study"].values) == total.design.study_ids
-    for g in ("posterior", "posterior_predictive", "log_likelihood", "observed_data", "prior"):
+    for g in ("posterior", "posterior_predictive", "log_likelihood", "log_likelihood_conditional", "posterior_derived",
+              "observed_data", "prior"):
         assert str(idata[g]["outcome"].values) == "total_response", g
     assert list(post["arm"].values)[:2] == ["liu2015:tac", "liu2015:ivcy"]
     assert set(post.data_vars) == {"mu", "d", "z", "tau", "delta", "eta"}
-    ll = idata.log_likelihood["study_loglik"]
+    # az.loo's log-likelihood is the integrated one (tests/test_exports.py); the conditional
+    # one (given each study's own parameters) is kept under another group
+    assert list(idata.log_likelihood.data_vars) == ["study_integrated"]
+    ll = idata.log_likelihood_conditional["study_loglik"]
     assert ll.dims == ("chain", "draw", "study") and ll.sizes["study"] == 7
     # per-study log-likelihood = sum over the study's arms of Binomial log pmf
     from scipy.stats import binom
@@ -107,10 +112,11 @@ def test_idata_contents(total, td):
 
     assert inspect.signature(fit_core).parameters["target_accept"].default == 0.99  # the library default
     with warnings.catch_warnings():
-        # leaving out a whole study removes its own mu_i and delta_i: Pareto k is high
+        # conditional: leaving out a whole study removes its own mu_i and delta_i, Pareto k is high
         warnings.simplefilter("ignore", UserWarning)
         loo = total.loo()
-    assert loo.n_data_points == 7  # leave-one-study-out
+        cond = total.loo(kind="conditional")
+    assert loo.n_data_points == 7 and cond.n_data_points == 7  # leave-one-study-out
 
 
 def test_study_effects(total):

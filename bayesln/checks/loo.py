@@ -41,7 +41,13 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from bayesln import _arviz
-from bayesln.checks.marginal import integrated_study_loglik, is_joint_fit, joint_integrated_study_loglik
+from bayesln.checks.marginal import (
+    INNER,
+    integrated_study_loglik,
+    is_joint_fit,
+    joint_integrated_study_loglik,
+    stored_integrated_loglik,
+)
 from bayesln.checks.refit import derive_seed, is_core_fit, refit_many, zero_counts
 
 __all__ = ["K_THRESHOLD", "StudyLoo", "held_out_refits", "influence_table", "psislw", "study_loo"]
@@ -103,7 +109,7 @@ def _conditional_k(result) -> np.ndarray | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return np.asarray(result.loo().pareto_k.values, dtype=float)
+            return np.asarray(result.loo(kind="conditional").pareto_k.values, dtype=float)
     except Exception:  # noqa: BLE001 - a missing log-likelihood group just leaves the column empty
         return None
 
@@ -129,8 +135,9 @@ def held_out_refits(result, studies=None, *, seed: int | None = None, draws=None
 
 
 def study_loo(result, *, k_threshold: float = K_THRESHOLD, refit: str = "auto", refits: dict | None = None,
-              inner: int = 256, seed: int | None = None, draws=None, tune=None, chains=None,
-              progressbar: bool = False, kind: str = "integrated", executor=None) -> StudyLoo:
+              inner: int = INNER, seed: int | None = None, draws=None, tune=None, chains=None,
+              progressbar: bool = False, kind: str = "integrated", executor=None,
+              reff: float | str = 1.0) -> StudyLoo:
     """Leave-one-study-out for a fit (see the module docstring).
 
     ``refit``: ``"auto"`` (exact refits where the integrated Pareto k > ``k_threshold``),
@@ -144,6 +151,15 @@ def study_loo(result, *, k_threshold: float = K_THRESHOLD, refit: str = "auto", 
     outcomes), without exact refits (a study with k > ``k_threshold`` keeps its PSIS
     value, method ``psis (k high, not refitted)``). ``executor`` runs the refits
     (:func:`held_out_refits`).
+
+    The integrated log-likelihood of the fit's own draws is read from its InferenceData
+    (``log_likelihood["study_integrated"]``, written by ``fit_core`` / ``fit_joint``) when
+    it was made with this ``inner`` and ``seed``, else computed: the same numbers either
+    way. ``reff``: the relative efficiency given to PSIS, 1.0 (default, as in every
+    earlier version) or ``"arviz"`` for the value ``az.loo`` computes when not given one
+    (:func:`bayesln._arviz.relative_eff`: mean ESS of all posterior variables / draws);
+    with ``"arviz"`` and ``refit="none"`` the elpd and Pareto k equal ``az.loo`` on the
+    fit's InferenceData, with 1.0 they equal ``az.loo(idata, reff=1.0)``.
     """
     if refit not in ("auto", "all", "none"):
         raise ValueError(f"refit must be 'auto', 'all' or 'none', not {refit!r}")
@@ -152,12 +168,19 @@ def study_loo(result, *, k_threshold: float = K_THRESHOLD, refit: str = "auto", 
     joint = is_joint_fit(result)
     if kind == "conditional" or not (is_core_fit(result) or joint):
         return _conditional_only(result, k_threshold)
-    if joint:
+    stored = stored_integrated_loglik(result, inner=inner, seed=seed)
+    if stored is not None:
+        studies, L = stored
+    elif joint:
         studies, L = joint_integrated_study_loglik(result, inner=inner, seed=seed)
     else:
         studies, L = integrated_study_loglik(result, inner=inner, seed=seed)
     S = L.shape[0]
-    lw, k = psislw(-L.T, reff=1.0)
+    if isinstance(reff, str):
+        if reff != "arviz":
+            raise ValueError(f"reff must be a number or 'arviz', not {reff!r}")
+        reff = _arviz.relative_eff(result.idata.posterior)
+    lw, k = psislw(-L.T, reff=float(reff))
     elpd_psis = logsumexp(lw + L.T, axis=1)
     lppd = logsumexp(L, axis=0) - np.log(S)
     kc = _conditional_k(result)
@@ -210,8 +233,8 @@ def study_loo(result, *, k_threshold: float = K_THRESHOLD, refit: str = "auto", 
 def _conditional_only(result, k_threshold) -> StudyLoo:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        loo = result.loo()
-    ll = result.idata.log_likelihood["study_loglik"]
+        loo = result.loo(kind="conditional")
+    ll = result.conditional_loglik()
     studies = [str(s) for s in ll["study"].values]
     L = np.asarray(ll.values, dtype=float).reshape(-1, len(studies))
     lppd = logsumexp(L, axis=0) - np.log(L.shape[0])

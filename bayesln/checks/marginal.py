@@ -21,6 +21,14 @@ narrower than the prior. ``inner`` draws per posterior draw (default 256); the i
 random numbers are seeded from the fit's seed.
 
 Binomial log-pmfs include the binomial coefficient, as in the fit's ``study_loglik``.
+
+The fit's exported InferenceData carries these values as ``log_likelihood`` /
+``study_integrated`` (:func:`integrated_loglik_dataarray`, used by ``fit_core`` and
+``fit_joint``): the same function, ``inner`` = :data:`INNER` and the seeds derived from the
+fit's seed, so ``az.loo`` on a run's ``idata.nc`` scores exactly the draws that
+:func:`bayesln.checks.loo.study_loo` scores; ``study_loo`` reads them back
+(:func:`stored_integrated_loglik`) instead of integrating again when they were made with
+its settings.
 """
 
 from __future__ import annotations
@@ -32,10 +40,15 @@ from scipy.special import gammaln, log_expit, logsumexp
 
 from bayesln.checks.refit import derive_seed, fit_priors, is_core_fit
 
-__all__ = ["integrated_study_loglik", "is_joint_fit", "joint_integrated_study_loglik"]
+__all__ = ["INNER", "integrated_loglik_dataarray", "integrated_study_loglik", "is_joint_fit",
+           "joint_integrated_study_loglik", "stored_integrated_loglik"]
 
 #: weight of the prior component of the proposal, and the inflation of the Laplace SDs
 W_PRIOR, INFLATE = 0.1, 1.5
+#: inner importance-sampling draws per posterior draw (the default of study_loo and of the export)
+INNER = 256
+#: names the estimator of the stored values; stored values with another are not reused
+METHOD = f"bayesln integrated importance sampling v1 (defensive mixture, w_prior={W_PRIOR}, inflate={INFLATE})"
 
 
 def _logit(p):
@@ -151,7 +164,7 @@ def integrated_study_loglik(
     n: np.ndarray | None = None,
     posterior=None,
     studies=None,
-    inner: int = 256,
+    inner: int = INNER,
     seed: int | None = None,
     chunk: int = 500,
 ) -> tuple[list[str], np.ndarray]:
@@ -261,7 +274,7 @@ def _mvn_logpdf(x, mean, chol):
     return -0.5 * (z**2).sum(-1) - logdet - 0.5 * k * np.log(2 * np.pi)
 
 
-def joint_integrated_study_loglik(result, *, posterior=None, studies=None, inner: int = 256, seed: int | None = None,
+def joint_integrated_study_loglik(result, *, posterior=None, studies=None, inner: int = INNER, seed: int | None = None,
                                   chunk: int = 250) -> tuple[list[str], np.ndarray]:
     """log p(y_i | theta_s) of the joint efficacy-safety model (:mod:`bayesln.hierarchy.joint`)
     for every posterior draw s and study i, with the study's own parameters integrated
@@ -370,3 +383,56 @@ def joint_integrated_study_loglik(result, *, posterior=None, studies=None, inner
             lq = np.logaddexp(np.log(W_PRIOR) + lp_prior, np.log1p(-W_PRIOR) + lq_lap)
             out[sl, col] = const + logsumexp(ll + lp_prior - lq, axis=1) - np.log(inner)
     return studies, out
+
+
+# --------------------------------------------------------------------------- export
+def _export_values(result, joint: bool) -> np.ndarray:
+    """(chain, draw, study) array of the integrated log-likelihood of the fit's own draws."""
+    post = result.idata.posterior
+    fn = joint_integrated_study_loglik if joint else integrated_study_loglik
+    studies, L = fn(result, inner=INNER)
+    return L.reshape(int(post.sizes["chain"]), int(post.sizes["draw"]), len(studies))
+
+
+def integrated_loglik_dataarray(result):
+    """``log_likelihood["study_integrated"]`` of a core or joint fit: a (chain, draw,
+    study) DataArray of :func:`integrated_study_loglik` / :func:`joint_integrated_study_loglik`
+    at ``inner`` = :data:`INNER` and the fit's seed, computed when first read."""
+    import functools
+
+    from bayesln import _arviz
+
+    joint = is_joint_fit(result)
+    if not (joint or is_core_fit(result)):
+        raise ValueError("the integrated log-likelihood needs a core or joint fit")
+    post = result.idata.posterior
+    coords = {"chain": post["chain"].values, "draw": post["draw"].values,
+              "study": [str(s) for s in result.design.study_ids]}
+    attrs = {"description": "log-likelihood of each study with its own parameters integrated out "
+                            "(bayesln.checks.marginal)", "method": METHOD, "inner": INNER, "seed": int(result.seed)}
+    return _arviz.lazy_dataarray(("chain", "draw", "study"), coords, functools.partial(_export_values, result, joint),
+                                 attrs)
+
+
+def stored_integrated_loglik(result, *, inner: int = INNER, seed: int | None = None):
+    """``(study ids, (n_draws, n_studies) array)`` of the fit's ``log_likelihood`` /
+    ``study_integrated`` when it was made by this estimator with ``inner`` and ``seed``
+    (default: the fit's) for the fit's studies; else None. Equal to what
+    :func:`integrated_study_loglik` / :func:`joint_integrated_study_loglik` compute on
+    the fit's own posterior with these settings (they are deterministic)."""
+    idata = getattr(result, "idata", None)
+    if idata is None or "log_likelihood" not in idata.groups():
+        return None
+    ll = idata.log_likelihood
+    if "study_integrated" not in ll.data_vars:
+        return None
+    da = ll["study_integrated"]
+    a = da.attrs
+    want_seed = int(result.seed if seed is None else seed)
+    if a.get("method") != METHOD or int(a.get("inner", -1)) != int(inner) or int(a.get("seed", -1)) != want_seed:
+        return None
+    studies = [str(s) for s in da["study"].values]
+    if studies != [str(s) for s in result.design.study_ids]:
+        return None
+    vals = np.asarray(da.transpose("chain", "draw", "study").values, dtype=float)
+    return studies, vals.reshape(-1, len(studies))

@@ -1,5 +1,32 @@
 """``fit_core``: design -> PyMC model -> NUTS (backend, seed) -> diagnostics gate ->
-FitResult with a complete InferenceData."""
+FitResult with a complete InferenceData.
+
+The InferenceData of a core fit (what ``bayesln fit`` writes as ``idata.nc``) holds the
+groups and variables of :data:`CORE_EXPORT` and nothing else; which optional variables
+are present depends on the model (exchangeable baselines, covariates, common effect).
+Every variable is documented there, with its dims. Notably:
+
+* ``log_likelihood`` holds one variable, ``study_integrated`` (chain, draw, study): the
+  log-likelihood of each study with its own baseline and effect integrated out, the one
+  ``bayesln check`` uses for leave-one-study-out (:mod:`bayesln.checks.loo`), computed by
+  :func:`bayesln.checks.marginal.integrated_study_loglik` with the same inner draws and
+  the same seeds (from the fit's seed). So ``az.loo(az.from_netcdf("runs/NAME/idata.nc",
+  engine="h5netcdf"))`` scores the same per-study log-likelihood draws as ``bayesln
+  check``. One variable only: ArviZ 0.23 (``arviz.stats.stats_utils.get_log_likelihood``)
+  raises ``TypeError: Found several log likelihood arrays ..., var_name cannot be None``
+  when ``var_name`` is not given and the group holds more than one; it does not choose.
+  The values are computed when first read (reading them, ``az.loo``, or writing the file),
+  so a fit that is never scored or saved does not pay for the integration (~2 s for 6
+  studies x 8,000 draws).
+* ``log_likelihood_conditional`` holds ``study_loglik``: the per-study log-likelihood
+  given the study's own parameters (sum over its arms), as before; ``result.loo(kind=
+  "conditional")`` and the ``pareto_k_conditional`` column of the LOO table use it.
+* ``posterior_derived`` holds functions of the posterior draws with their own names:
+  ``or``, ``or_new``, ``rr``, ``rr_pooled_baseline``. They are a separate group, not part
+  of ``posterior``, so the diagnostics gate (which ``bayesln check`` and ``predict`` rerun
+  on the stored posterior) and ``az.loo``'s relative efficiency (the mean ESS over every
+  posterior variable) are the same as before they were added.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +47,80 @@ from bayesln.hierarchy.diagnostics import GateThresholds, run_gate
 from bayesln.hierarchy.model import build_core_model
 from bayesln.hierarchy.priors import Priors, resolve_tau_prior
 from bayesln.hierarchy.result import FitResult
-from bayesln.hierarchy.sampling import SamplerSettings, cached_nutpie_model, check_seed, resolve_backend, sample_model
+from bayesln.hierarchy.sampling import (
+    SamplerSettings,
+    cached_nutpie_model,
+    check_seed,
+    resolve_backend,
+    sample_model,
+)
 
-__all__ = ["bayesln_version", "fit_core", "assemble_idata"]
+__all__ = ["CORE_EXPORT", "add_exports", "assemble_idata", "bayesln_version", "exported_names", "fit_core"]
+
+_C = ("chain", "draw")
+#: The InferenceData of a core fit: group -> variable -> (dims, meaning). Variables marked
+#: "(when ...)" exist only for such models; every other name is left out of the export
+#: (e.g. PyMC's scalar building blocks ``beta_raw_0`` of a coefficient vector whose
+#: elements have priors of different families: ``beta`` holds the same values).
+CORE_EXPORT: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {
+    "posterior": {
+        "mu": (_C + ("study",), "baseline log-odds of each study (its control arms)"),
+        "m": (_C, "mean baseline log-odds (when baselines are exchangeable)"),
+        "sigma_mu": (_C, "between-study SD of the baseline log-odds (when baselines are exchangeable)"),
+        "mu_raw": (_C + ("study",), ("standardised baselines (mu - m - Z.gamma) / sigma_mu (when exchangeable "
+                                    "baselines are non-centred)")),
+        "gamma": (_C + ("baseline_covariate",), ("baseline log-odds per unit of each transformed baseline covariate "
+                                                "(when there are baseline covariates)")),
+        "d": (_C, "pooled log odds ratio, treated vs control (at the covariate reference values)"),
+        "tau": (_C, "between-study SD of the log odds ratio (when random effects)"),
+        "z": (_C + ("study",), "standardised study effects (delta - d) / tau (when random effects are non-centred)"),
+        "delta": (_C + ("study",), ("log odds ratio of each study at the covariate reference values (= d when "
+                                   "common effect)")),
+        "beta": (_C + ("covariate",), ("change of the log odds ratio per unit of each transformed effect modifier "
+                                      "(when there are effect modifiers)")),
+        "eta": (_C + ("arm",), "logit of each arm's event probability: mu + treated * delta + X_effect . beta"),
+    },
+    "posterior_derived": {
+        "or": (_C, "pooled odds ratio exp(d) (at the covariate reference values)"),
+        "or_new": (_C, ("odds ratio in a new study exp(d + tau * e), e ~ N(0, 1) drawn with the seed [seed, 20240611] "
+                       "in the order of the flattened (chain, draw) draws: the draws of the summary's 'predictive OR "
+                       "(new study)'; exp(d) under a common effect")),
+        "rr": (_C, ("relative risk from the posterior arm probabilities, marginalised over the studies' baselines "
+                   "with weights n_t + n_c (the comparison table's binomial_normal_bayes_marginal, all studies of "
+                   "the fit; bayesln.checks.compare.bayesian_rr_draws)")),
+        "rr_pooled_baseline": (_C, ("relative risk at the pooled baseline risk (the comparison table's "
+                                   "binomial_normal_bayes_pooled_baseline)")),
+    },
+    "log_likelihood": {
+        "study_integrated": (_C + ("study",), ("log p(y_i | population parameters): each study's likelihood with its "
+                                              "own mu_i and delta_i integrated out (bayesln.checks.marginal; "
+                                              "binomial coefficients included); what bayesln check's "
+                                              "leave-one-study-out uses")),
+    },
+    "log_likelihood_conditional": {
+        "study_loglik": (_C + ("study",), ("log-likelihood of each study given its own parameters: the sum over its "
+                                          "arms of Binomial(events | n, inv_logit(eta))")),
+    },
+    "posterior_predictive": {"events": (_C + ("arm",), "replicated event counts of each arm")},
+    "prior": {},  # the posterior's variables (their prior draws), see prior_names below
+    "prior_predictive": {"events": (_C + ("arm",), "event counts of each arm drawn from the prior")},
+    "observed_data": {"events": (("arm",), "observed event counts")},
+    "constant_data": {
+        "n": (("arm",), "arm sizes"),
+        "treated": (("arm",), "1 for a treated arm, 0 for a control arm"),
+        "arm_study": (("arm",), "the study of each arm"),
+        "X_effect": (("arm", "covariate"), "effect-modifier design row of each arm (when there are effect modifiers)"),
+        "Z_baseline": (("study", "baseline_covariate"), "baseline covariates of each study (when there are any)"),
+    },
+}
+#: the prior group holds the posterior's variables (draws from the prior)
+CORE_EXPORT["prior"] = {k: (dims, f"prior draws of {k}") for k, (dims, _) in CORE_EXPORT["posterior"].items()}
+#: the sample_stats group is the sampler's own (nutpie / PyMC / NumPyro names), not listed
+
+
+def exported_names(idata) -> dict[str, set[str]]:
+    """``{group: set of variable names}`` of an InferenceData (for tests and docs)."""
+    return {g: {str(v) for v in getattr(idata, g).data_vars} for g in idata.groups()}
 
 
 def bayesln_version() -> str:
@@ -48,8 +146,12 @@ def assemble_idata(
     seed: int,
     attrs: dict | None = None,
 ):
-    """Posterior + derived groups (posterior_predictive, log_likelihood per study,
-    observed_data, constant_data) as one InferenceData."""
+    """Posterior + derived groups (posterior_predictive, the conditional per-study
+    log-likelihood, observed_data, constant_data) as one InferenceData, with only the
+    variables of :data:`CORE_EXPORT`. :func:`add_exports` (called by ``fit_core``) adds
+    the integrated ``log_likelihood`` and ``posterior_derived`` groups."""
+    posterior = _arviz.keep_variables(posterior, CORE_EXPORT["posterior"])
+    prior = _arviz.keep_variables(prior, CORE_EXPORT["prior"])
     eta = np.asarray(posterior["eta"].values, dtype=float)  # chain, draw, arm
     y, n = design.events.astype(float), design.n.astype(float)
     ll_arm = _arm_loglik(eta, y, n)
@@ -61,7 +163,7 @@ def assemble_idata(
     cd = {"chain": posterior["chain"].values, "draw": posterior["draw"].values}
     study = design.study_ids
     arm = design.arm_ids
-    log_likelihood = xr.Dataset(
+    conditional = xr.Dataset(
         {"study_loglik": (("chain", "draw", "study"), ll_study)}, coords={**cd, "study": study}
     )
     posterior_predictive = xr.Dataset({"events": (("chain", "draw", "arm"), y_rep)}, coords={**cd, "arm": arm})
@@ -78,12 +180,12 @@ def assemble_idata(
     if design.baseline_names:
         const["Z_baseline"] = (("study", "baseline_covariate"), design.Z_baseline)
         coords["baseline_covariate"] = design.baseline_names
-    constant = xr.Dataset(const, coords=coords)
+    constant = _arviz.drop_unused_dims(xr.Dataset(const, coords=coords))
     groups = {
         "posterior": posterior,
         "sample_stats": sample_stats,
         "posterior_predictive": posterior_predictive,
-        "log_likelihood": log_likelihood,
+        "log_likelihood_conditional": conditional,
         "prior": prior,
         "prior_predictive": prior_predictive,
         "observed_data": observed,
@@ -91,7 +193,8 @@ def assemble_idata(
     }
     # the outcome as a scalar coordinate of every group with draws or data (a core fit has
     # one outcome; the joint family has an outcome dimension instead)
-    for g in ("posterior", "posterior_predictive", "log_likelihood", "prior", "prior_predictive", "observed_data"):
+    for g in ("posterior", "posterior_predictive", "log_likelihood_conditional", "prior", "prior_predictive",
+              "observed_data"):
         if groups[g] is not None:
             groups[g] = groups[g].assign_coords(outcome=design.outcome)
     if attrs:
@@ -99,6 +202,56 @@ def assemble_idata(
             if groups[g] is not None:
                 groups[g] = groups[g].assign_attrs(**attrs)
     return _arviz.make_inference_data(groups, attrs=attrs)
+
+
+def _rr_draws(result, which: str) -> np.ndarray:
+    """(chain, draw) draws of the comparison table's Bayesian RR (``which``:
+    ``bayes_marginal`` / ``bayes_pooled_baseline``) over all the fit's two-sided studies."""
+    from bayesln.checks.compare import bayesian_rr_draws
+    from bayesln.checks.loo import study_contrasts
+
+    post = result.idata.posterior
+    shape = (post.sizes["chain"], post.sizes["draw"])
+    contrasts = study_contrasts(result)
+    if contrasts.empty:
+        return np.full(shape, np.nan)
+    return np.asarray(bayesian_rr_draws(result, contrasts)[which], dtype=float).reshape(shape)
+
+
+def add_exports(result) -> None:
+    """Put the integrated per-study ``log_likelihood`` (``study_integrated``, computed on
+    first read) and the ``posterior_derived`` group (``or``, ``or_new`` now; ``rr``,
+    ``rr_pooled_baseline`` on first read) into ``result.idata`` (see :data:`CORE_EXPORT`)."""
+    import functools
+
+    from bayesln.checks.marginal import integrated_loglik_dataarray
+
+    idata = result.idata
+    post = idata.posterior
+    cd = {"chain": post["chain"].values, "draw": post["draw"].values}
+    shape = (len(cd["chain"]), len(cd["draw"]))
+    d = np.asarray(post["d"].values, dtype=float)
+    tau = np.asarray(post["tau"].values, dtype=float) if "tau" in post else np.zeros_like(d)
+    # the summary's predictive OR: the same generator, the same order of the draws
+    e = np.random.default_rng([int(result.seed), 20240611]).standard_normal(d.size).reshape(shape)
+    derived = xr.Dataset(
+        {
+            "or": (("chain", "draw"), np.exp(d)),
+            "or_new": (("chain", "draw"), np.exp(d + tau * e)),
+            "rr": _arviz.lazy_dataarray(("chain", "draw"), cd, functools.partial(_rr_draws, result, "bayes_marginal")),
+            "rr_pooled_baseline": _arviz.lazy_dataarray(
+                ("chain", "draw"), cd, functools.partial(_rr_draws, result, "bayes_pooled_baseline")),
+        },
+        coords=cd,
+    )
+    for name, da in derived.data_vars.items():
+        da.attrs["description"] = CORE_EXPORT["posterior_derived"][name][1]
+    ll = xr.Dataset({"study_integrated": integrated_loglik_dataarray(result)})
+    outcome = post.coords.get("outcome")
+    if outcome is not None:
+        derived = derived.assign_coords(outcome=outcome.values)
+        ll = ll.assign_coords(outcome=outcome.values)
+    result.idata = _arviz.replace_groups(idata, {"log_likelihood": ll, "posterior_derived": derived})
 
 
 def _sample_prior_predictive(model: pm.Model, draws: int, seed: int) -> tuple[xr.Dataset, xr.Dataset]:
@@ -274,4 +427,6 @@ def fit_core(
             UserWarning,
             stacklevel=2,
         )
-    return FitResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed, backend=used)
+    result = FitResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed, backend=used)
+    add_exports(result)
+    return result

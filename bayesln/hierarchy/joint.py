@@ -77,7 +77,7 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy import stats as sps
 
-from bayesln import vocab
+from bayesln import _arviz, vocab
 from bayesln.hierarchy.diagnostics import GateThresholds
 from bayesln.hierarchy.ordinal import (
     DEFAULT,
@@ -433,7 +433,9 @@ def build_joint_model(design: JointDesign, *, priors: Priors | dict | None = Non
     :func:`lkj_cholesky`). With ``design.phase_effect``: ``beta_phase`` (outcome: the
     maintenance shift of the log odds ratio, included in ``delta``) and, with exchangeable
     baselines, ``gamma_phase`` (outcome: the maintenance shift of the baseline mean).
-    Events / n are ``pm.Data`` (``events_data``, ``n_data``)."""
+    Events / n are ``pm.Data`` (``events_data``, ``n_data``). The scalar building blocks
+    ``tau_<k>``, ``sigma_mu_<k>`` and ``cpc`` are sampled but not exported: the fit's
+    InferenceData holds only the variables of :data:`JOINT_EXPORT`."""
     if not lkj_eta > 0:
         raise ValueError(f"lkj_eta must be > 0, got {lkj_eta}")
     pr = coerce_priors(priors, Priors)
@@ -633,6 +635,92 @@ class JointResult(FamilyFitResult):
         return S.frame(extra_cols=("outcome",))
 
 
+_C = ("chain", "draw")
+#: The InferenceData of a joint fit (what ``bayesln fit`` writes for a joint spec): group ->
+#: variable -> (dims, meaning); "(when ...)" marks variables of some models only. Dims:
+#: ``so`` = the reported (study, outcome) cells ("study:outcome"), ``row`` = the
+#: (study, outcome, arm) rows with known counts, ``outcome_pair`` = "a~b". Nothing else is
+#: exported (the scalar parts ``tau_<k>``, ``sigma_mu_<k>`` of the stacked ``tau`` /
+#: ``sigma_mu`` and the canonical partial correlations ``cpc`` behind ``rho`` are not);
+#: see :mod:`bayesln.hierarchy.fit` for the groups ``log_likelihood`` (one variable, so that
+#: ``az.loo`` needs no ``var_name``), ``log_likelihood_conditional`` and ``posterior_derived``.
+JOINT_EXPORT: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {
+    "posterior": {
+        "mu": (_C + ("so",), "baseline log-odds of each (study, outcome) cell"),
+        "m": (_C + ("outcome",), "mean baseline log-odds per outcome (when baselines are exchangeable)"),
+        "sigma_mu": (_C + ("outcome",), "between-study SD of the baseline log-odds (when baselines are exchangeable)"),
+        "mu_raw": (_C + ("so",), "standardised baselines of the cells (when baselines are exchangeable)"),
+        "gamma_phase": (_C + ("outcome",), ("maintenance shift of the baseline mean (when phase_effect and "
+                                           "exchangeable baselines)")),
+        "d": (_C + ("outcome",), "pooled log odds ratio per outcome (at induction when phase_effect)"),
+        "beta_phase": (_C + ("outcome",), "maintenance shift of the log odds ratio (when phase_effect)"),
+        "tau": (_C + ("outcome",), "between-study SD of the log odds ratio per outcome"),
+        "rho": (_C + ("outcome_pair",), "between-outcome correlation of the study effects"),
+        "z": (_C + ("so",), "standard-normal innovations of the study effects (before the Cholesky factor)"),
+        "delta": (_C + ("so",), "log odds ratio of each (study, outcome) cell"),
+    },
+    "posterior_derived": {
+        "or": (_C + ("outcome",), "pooled odds ratio exp(d) per outcome"),
+        "or_new": (_C + ("outcome",), ("odds ratio in a new study per outcome, exp(d + L e) with the correlated "
+                                      "heterogeneity (JointResult.tradeoff_draws(predictive=True), seed [seed, 7]: "
+                                      "the summary's 'predictive OR (new study)' draws)")),
+    },
+    "log_likelihood": {
+        "study_integrated": (_C + ("study",), ("log-likelihood of each study (all its outcomes) with its own "
+                                              "baselines and correlated effects integrated out "
+                                              "(bayesln.checks.marginal.joint_integrated_study_loglik): what "
+                                              "the leave-one-study-out of bayesln.checks uses")),
+    },
+    "log_likelihood_conditional": {
+        "study_loglik": (_C + ("study",), "log-likelihood of each study given its own parameters (sum over its rows)"),
+    },
+    "posterior_predictive": {"y": (_C + ("row",), "replicated event counts of each row")},
+    "prior": {},
+    "prior_predictive": {"y": (_C + ("row",), "event counts of each row drawn from the prior")},
+    "observed_data": {"y": (("row",), "observed event counts")},
+    "constant_data": {
+        "n": (("row",), "arm sizes"),
+        "treated": (("row",), "1 for a treated arm"),
+        "row_study": (("row",), "the study of each row"),
+        "row_outcome": (("row",), "the outcome of each row"),
+        "maintenance": (("study",), "1 for a maintenance study (when phase_effect)"),
+    },
+}
+JOINT_EXPORT["prior"] = {k: (dims, f"prior draws of {k}") for k, (dims, _) in JOINT_EXPORT["posterior"].items()}
+
+
+def _or_new(result) -> np.ndarray:
+    post = result.idata.posterior
+    pred, _ = result.tradeoff_draws(predictive=True)
+    return np.exp(pred).reshape(int(post.sizes["chain"]), int(post.sizes["draw"]), -1)
+
+
+def _export(result: JointResult) -> None:
+    """Only the variables of :data:`JOINT_EXPORT` in ``result.idata``, with the integrated
+    ``log_likelihood`` (computed on first read), the conditional one as
+    ``log_likelihood_conditional`` and the ``posterior_derived`` group."""
+    import functools
+
+    from bayesln.checks.marginal import integrated_loglik_dataarray
+
+    idata = result.idata
+    post = _arviz.keep_variables(idata.posterior, JOINT_EXPORT["posterior"])
+    prior = _arviz.keep_variables(_arviz.group(idata, "prior"), JOINT_EXPORT["prior"])
+    cond = _arviz.group(idata, "log_likelihood")
+    cd = {"chain": post["chain"].values, "draw": post["draw"].values, "outcome": post["outcome"].values}
+    derived = xr.Dataset(
+        {"or": np.exp(post["d"]).drop_vars([c for c in post["d"].coords if c not in cd]),
+         "or_new": _arviz.lazy_dataarray(("chain", "draw", "outcome"), cd, functools.partial(_or_new, result))},
+        coords=cd,
+    )
+    for name, da in derived.data_vars.items():
+        da.attrs = {"description": JOINT_EXPORT["posterior_derived"][name][1]}
+    result.idata = _arviz.replace_groups(idata, {"posterior": post, "prior": prior, "log_likelihood_conditional": cond,
+                                                 "posterior_derived": derived, "log_likelihood": None})
+    ll = xr.Dataset({"study_integrated": integrated_loglik_dataarray(result)})
+    result.idata = _arviz.replace_groups(result.idata, {"log_likelihood": ll})
+
+
 def fit_joint(
     data,
     outcomes: str | Iterable[str],
@@ -711,7 +799,9 @@ def fit_joint(
         prior_predictive=prior_predictive, prior_draws=prior_draws, posterior_predictive=posterior_predictive,
         constant_data=const, label="joint efficacy-safety",
     )
-    return JointResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed, backend=used)
+    result = JointResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed, backend=used)
+    _export(result)
+    return result
 
 
 #: [model] keys of ``models/*.toml`` with ``family = "joint"`` (passed to fit_joint)

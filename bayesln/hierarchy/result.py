@@ -42,11 +42,18 @@ class FitResult:
 
     Attributes
     ----------
-    idata : ArviZ InferenceData with groups posterior, sample_stats, prior,
-        prior_predictive, posterior_predictive, observed_data, constant_data and
-        log_likelihood (``study_loglik``: one value per study, the sum over its arms, for
-        leave-one-study-out); dims ``study``, ``arm``, ``covariate``; attrs hold the model
-        configuration (JSON), data fingerprint, bayesln version, seed and backend.
+    idata : ArviZ InferenceData with groups posterior, posterior_derived (``or``,
+        ``or_new``, ``rr``, ``rr_pooled_baseline``), sample_stats, prior,
+        prior_predictive, posterior_predictive, observed_data, constant_data,
+        log_likelihood (one variable, ``study_integrated``: each study's log-likelihood
+        with its own parameters integrated out, the one ``bayesln check`` scores, so
+        ``az.loo(idata)`` is leave-one-study-out) and log_likelihood_conditional
+        (``study_loglik``: given the study's own parameters, the sum over its arms);
+        dims ``study``, ``arm``, ``covariate``; attrs hold the model configuration
+        (JSON), data fingerprint, bayesln version, seed and backend. Every variable is
+        listed with its dims and meaning in
+        :data:`bayesln.hierarchy.fit.CORE_EXPORT`. Refits
+        (:mod:`bayesln.checks.refit`) have no log_likelihood and posterior_derived groups.
     design : the :class:`~bayesln.hierarchy.design.Design` (arrays, covariate transforms).
     diagnostics : the gate result; ``status`` is ``"ok"`` or ``"failed_gate"``.
     config : the model configuration (also in ``idata.attrs["model_config"]``).
@@ -177,9 +184,38 @@ class FitResult:
         return out.reset_index(drop=True)
 
     # ------------------------------------------------------------------ misc
-    def loo(self):
-        """Leave-one-study-out PSIS-LOO from the per-study log-likelihood."""
-        return _arviz.loo(self.idata, var_name="study_loglik")
+    def conditional_loglik(self):
+        """The per-study log-likelihood given each study's own parameters, (chain, draw,
+        study): ``log_likelihood_conditional["study_loglik"]`` (core and joint fits), or
+        ``log_likelihood["study_loglik"]`` (ordinal and network fits, runs written before
+        the integrated one was exported)."""
+        for g in ("log_likelihood_conditional", "log_likelihood"):
+            ds = _arviz.group(self.idata, g)
+            if ds is not None and "study_loglik" in ds.data_vars:
+                return ds["study_loglik"]
+        raise KeyError("this fit has no per-study conditional log-likelihood (study_loglik)")
+
+    def loo(self, kind: str = "auto", reff: float | None = None):
+        """Leave-one-study-out PSIS-LOO by ArviZ (``az.loo``; ``reff`` None: ArviZ's own).
+
+        ``kind``: ``"integrated"`` scores ``log_likelihood["study_integrated"]`` (the
+        study's own parameters integrated out: what ``bayesln check`` uses; equal to
+        ``az.loo(self.idata)``); ``"conditional"`` scores ``study_loglik`` given the study's
+        own parameters (leaving a study out returns its own parameters to the prior, so
+        Pareto k is usually > 0.7 for every study); ``"auto"`` (default): integrated when
+        the fit has it (core and joint fits), else conditional (ordinal, network)."""
+        if kind not in ("auto", "integrated", "conditional"):
+            raise ValueError(f"kind must be 'auto', 'integrated' or 'conditional', not {kind!r}")
+        ll = _arviz.group(self.idata, "log_likelihood")
+        has_integrated = ll is not None and "study_integrated" in ll.data_vars
+        if kind == "integrated" or (kind == "auto" and has_integrated):
+            if not has_integrated:
+                raise KeyError("this fit has no integrated log-likelihood (log_likelihood['study_integrated'])")
+            return _arviz.loo(self.idata, var_name="study_integrated", reff=reff)
+        cond = self.conditional_loglik()
+        view = _arviz.make_inference_data({"posterior": self.idata.posterior,
+                                           "log_likelihood": cond.to_dataset(name="study_loglik")})
+        return _arviz.loo(view, var_name="study_loglik", reff=reff)
 
     def to_netcdf(self, path) -> str:
         return _arviz.to_netcdf(self.idata, path)
