@@ -229,13 +229,13 @@ def test_az_loo_on_the_written_file_equals_bayesln_check(run, checked):
     result, _ = checked
     idata = _arviz.az.from_netcdf(str(run[1] / "idata.nc"), engine="h5netcdf")
     assert list(idata.log_likelihood.data_vars) == ["study_integrated"]
-    ours = study_loo(result, refit="none")
+    ours = study_loo(result, refit="none", reff=1.0)
     theirs = _az_loo(idata, reff=1.0, pointwise=True)
     assert float(theirs.elpd_loo) == pytest.approx(ours.elpd, abs=1e-9)
     assert np.allclose(theirs.pareto_k.values, ours.pointwise["pareto_k"].to_numpy(), atol=1e-9)
     assert np.allclose(theirs.loo_i.values, ours.pointwise["elpd_psis"].to_numpy(), atol=1e-9)
     default = _az_loo(idata, pointwise=True)  # no var_name, no reff: ArviZ's defaults
-    same_reff = study_loo(result, refit="none", reff="arviz")
+    same_reff = study_loo(result, refit="none")  # bayesln check's default: ArviZ's relative efficiency
     assert float(default.elpd_loo) == pytest.approx(same_reff.elpd, abs=1e-9)
     assert np.allclose(default.pareto_k.values, same_reff.pointwise["pareto_k"].to_numpy(), atol=1e-9)
     # the FitResult's own loo is the same computation
@@ -388,7 +388,7 @@ def test_joint_export_names_and_loo(joint_fit, tmp_path):
         for v in vs:
             assert getattr(idata, g)[v].dims == JOINT_EXPORT[g][v][0], (g, v)
     assert "cpc_pair" not in idata.posterior.coords
-    ours = study_loo(res, refit="none")
+    ours = study_loo(res, refit="none", reff=1.0)
     theirs = _az_loo(idata, reff=1.0, pointwise=True)
     assert float(theirs.elpd_loo) == pytest.approx(ours.elpd, abs=1e-9)
     assert np.allclose(theirs.pareto_k.values, ours.pointwise["pareto_k"].to_numpy(), atol=1e-9)

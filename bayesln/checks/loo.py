@@ -137,7 +137,7 @@ def held_out_refits(result, studies=None, *, seed: int | None = None, draws=None
 def study_loo(result, *, k_threshold: float = K_THRESHOLD, refit: str = "auto", refits: dict | None = None,
               inner: int = INNER, seed: int | None = None, draws=None, tune=None, chains=None,
               progressbar: bool = False, kind: str = "integrated", executor=None,
-              reff: float | str = 1.0) -> StudyLoo:
+              reff: float | str = "arviz") -> StudyLoo:
     """Leave-one-study-out for a fit (see the module docstring).
 
     ``refit``: ``"auto"`` (exact refits where the integrated Pareto k > ``k_threshold``),
@@ -155,11 +155,11 @@ def study_loo(result, *, k_threshold: float = K_THRESHOLD, refit: str = "auto", 
     The integrated log-likelihood of the fit's own draws is read from its InferenceData
     (``log_likelihood["study_integrated"]``, written by ``fit_core`` / ``fit_joint``) when
     it was made with this ``inner`` and ``seed``, else computed: the same numbers either
-    way. ``reff``: the relative efficiency given to PSIS, 1.0 (default, as in every
-    earlier version) or ``"arviz"`` for the value ``az.loo`` computes when not given one
-    (:func:`bayesln._arviz.relative_eff`: mean ESS of all posterior variables / draws);
-    with ``"arviz"`` and ``refit="none"`` the elpd and Pareto k equal ``az.loo`` on the
-    fit's InferenceData, with 1.0 they equal ``az.loo(idata, reff=1.0)``.
+    way. ``reff``: the relative efficiency given to PSIS, ``"arviz"`` (default: the value
+    ``az.loo`` computes when not given one, :func:`bayesln._arviz.relative_eff`, mean ESS of
+    all posterior variables / draws - so that ``az.loo`` on a run's idata.nc equals
+    ``bayesln check``'s elpd and Pareto k wherever no exact refit replaced a study) or a
+    number (1.0: bayesln before 2026-12-03, ``az.loo(idata, reff=1.0)``).
     """
     if refit not in ("auto", "all", "none"):
         raise ValueError(f"refit must be 'auto', 'all' or 'none', not {refit!r}")
