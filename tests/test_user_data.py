@@ -152,6 +152,12 @@ def test_one_line_fit_is_the_main_analysis_draw_for_draw():
                           progressbar=False)
     np.testing.assert_array_equal(a.result.idata.posterior["d"].values, res.idata.posterior["d"].values)
     pd.testing.assert_frame_equal(a.summary(), res.summary().reset_index())
+    # the result predicts and plots itself (the same functions as bayesln.predict / bayesln.plots)
+    from bayesln.predict import predict
+
+    p = res.predict("asian_class_iii_iv", seed=1)
+    pd.testing.assert_frame_equal(p.table(), predict(res, "asian_class_iii_iv", seed=1).table())
+    assert type(res.plot_forest()).__name__ == "Figure"
     long, wide, _ = bcg_frames()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

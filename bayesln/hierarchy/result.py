@@ -217,6 +217,20 @@ class FitResult:
                                            "log_likelihood": cond.to_dataset(name="study_loglik")})
         return _arviz.loo(view, var_name="study_loglik", reff=reff)
 
+    def predict(self, target, *, seed: int, **kw):
+        """Posterior predictive probabilities for a target population
+        (:func:`bayesln.predict.predict`; refused when the fit failed its gate unless
+        ``allow_failed_gate=True``)."""
+        from bayesln.predict.prediction import predict
+
+        return predict(self, target, seed=seed, **kw)
+
+    def plot_forest(self, **kw):
+        """The forest plot of this fit (:func:`bayesln.plots.forest_plot`)."""
+        from bayesln.plots.forest import forest_plot
+
+        return forest_plot(self, **kw)
+
     def to_netcdf(self, path) -> str:
         return _arviz.to_netcdf(self.idata, path)
 
