@@ -527,7 +527,9 @@ def expand(x, u) -> np.ndarray:
 
 
 def _nutpie_class():
-    from nutpie.compile_pymc import CompiledPyMCModel
+    from bayesln.hierarchy.nutpie_adapter import compiled_model_base
+
+    CompiledPyMCModel = compiled_model_base()
 
     @dataclass(frozen=True)
     class FastCoreModel(CompiledPyMCModel):

@@ -28,7 +28,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +115,6 @@ def _cores(settings: SamplerSettings) -> int:
     return max(1, min(settings.chains, avail))
 
 
-_PATCH_LOCK = threading.Lock()
 
 
 def cache_dir() -> Path:
@@ -149,97 +147,16 @@ def enable_jax_cache() -> Path | None:
         return None
 
 
-def _fast_c_wrappers():
-    """Replacements for nutpie's numba.cfunc wrappers (nutpie 0.16): the same functions,
-    but the gradient / trace values are copied with a loop instead of ``out[...] = x``,
-    whose Numba lowering (fancy setitem) alone takes 1.5-2.5 s of compilation per model
-    and process. The wrappers cannot be cached by Numba in either form (they close over
-    the data layout). Returns None when nutpie's internals are not the expected ones."""
-    try:
-        import nutpie.compile_pymc as cp
-    except ImportError:  # pragma: no cover
-        return None
-    if not all(hasattr(cp, a) for a in ("make_extraction_fn", "_make_c_logp_func", "_make_c_expand_func")):
-        return None
-
-    def make_logp(n_dim, logp_fn, user_data, shared_logp, shared_data):
-        import numba
-
-        extract = cp.make_extraction_fn(logp_fn, shared_data, shared_logp, user_data.dtype)
-        c_sig = numba.types.int64(numba.types.uint64, numba.types.CPointer(numba.types.double),
-                                  numba.types.CPointer(numba.types.double), numba.types.CPointer(numba.types.double),
-                                  numba.types.voidptr)
-
-        def logp_numba(dim, x_, out_, logp_, user_data_):
-            if dim != n_dim:
-                return -1
-            try:
-                x = numba.carray(x_, (n_dim,))
-                logp_val, grad = extract(x, user_data_)
-                logp_[0] = logp_val
-                finite = True
-                for i in range(n_dim):
-                    g = grad[i]
-                    out_[i] = g
-                    if not np.isfinite(g):
-                        finite = False
-                if not finite:
-                    return 3
-                if not np.isfinite(logp_val):
-                    return 4
-            except Exception:  # noqa: BLE001 - mirrors nutpie's wrapper
-                return 1
-            return 0
-
-        return logp_numba, c_sig
-
-    def make_expand(n_dim, n_expanded, expand_fn, user_data, shared_vars, shared_data):
-        import numba
-
-        extract = cp.make_extraction_fn(expand_fn, shared_data, shared_vars, user_data.dtype)
-        c_sig = numba.types.int64(numba.types.uint64, numba.types.uint64, numba.types.CPointer(numba.types.double),
-                                  numba.types.CPointer(numba.types.double), numba.types.voidptr)
-
-        def expand_numba(dim, expanded, x_, out_, user_data_):
-            if dim != n_dim:
-                return -1
-            if expanded != n_expanded:
-                return -1
-            try:
-                x = numba.carray(x_, (n_dim,))
-                (values,) = extract(x, user_data_)
-                for i in range(n_expanded):
-                    out_[i] = values[i]
-            except Exception:  # noqa: BLE001 - mirrors nutpie's wrapper
-                return -2
-            return 0
-
-        return expand_numba, c_sig
-
-    return cp, make_logp, make_expand
-
-
 def compile_nutpie(model: pm.Model):
     """Compile a PyMC model for nutpie once; swap data with ``compiled.with_data(
-    events_data=..., n_data=...)`` for refits of the same shape.
+    events_data=..., n_data=...)`` for refits of the same shape. Faster-compiling gradient
+    wrappers unless ``BAYESLN_NUTPIE_WRAPPERS=nutpie`` (:mod:`bayesln.hierarchy.nutpie_adapter`,
+    the one module that touches nutpie's internals)."""
+    from bayesln.hierarchy import nutpie_adapter
 
-    Uses faster-compiling gradient wrappers (:func:`_fast_c_wrappers`) unless
-    ``BAYESLN_NUTPIE_WRAPPERS=nutpie`` is set."""
-    import nutpie
-
-    fast = None if os.environ.get("BAYESLN_NUTPIE_WRAPPERS") == "nutpie" else _fast_c_wrappers()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        if fast is None:
-            return nutpie.compile_pymc_model(model)
-        cp, make_logp, make_expand = fast
-        with _PATCH_LOCK:
-            saved = cp._make_c_logp_func, cp._make_c_expand_func
-            cp._make_c_logp_func, cp._make_c_expand_func = make_logp, make_expand
-            try:
-                return nutpie.compile_pymc_model(model)
-            finally:
-                cp._make_c_logp_func, cp._make_c_expand_func = saved
+        return nutpie_adapter.compile_pymc_model(model, fast=os.environ.get("BAYESLN_NUTPIE_WRAPPERS") != "nutpie")
 
 
 #: compiled nutpie models of this process, keyed by model structure (see _structure_key)
