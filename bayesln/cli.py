@@ -110,6 +110,11 @@ def _internal_error(exc: BaseException) -> None:
     raise typer.Exit(EXIT_INTERNAL)
 
 
+def _split(labels: str) -> list[str]:
+    """Comma-separated labels of a command-line option."""
+    return [x for x in labels.split(",") if x]
+
+
 def _check_format(fmt: str, allowed: tuple[str, ...] = ("table", "csv", "json")) -> None:
     if fmt not in allowed:
         raise InputError(f"--format must be {', '.join(allowed[:-1])} or {allowed[-1]}, not {fmt!r}")
@@ -269,7 +274,7 @@ def frequentist(
         from bayesln.frequentist.command import frequentist_command
 
         text = frequentist_command(
-            data, outcome, [t for t in treat.split(",") if t], None if control is None else [c for c in control.split(",") if c],
+            data, outcome, _split(treat), None if control is None else _split(control),
             measure=measure, method=method, hksj=hksj, subgroup=subgroup, fmt=fmt, phase=phase,
         )
         typer.echo(text)
@@ -299,7 +304,7 @@ def bias(
         from bayesln.frequentist.bias_command import bias_command
 
         text = bias_command(
-            data, outcome, [t for t in treat.split(",") if t], None if control is None else [c for c in control.split(",") if c],
+            data, outcome, _split(treat), None if control is None else _split(control),
             measure=measure, fmt=fmt, model=model, predictor=predictor, method=method, estimator=estimator,
             side=side, phase=phase,
         )

@@ -80,6 +80,7 @@ from scipy import stats
 
 from ._zeroin import R_UNIROOT_TOL
 from .analysis import prepare_contrasts
+from .models import fisher_step
 from .effects import check_measure, escalc
 from .errors import FrequentistInputError, NotEstimableError
 from .models import REML_MAXITER, REML_THRESHOLD, PooledEstimate, rma_uni
@@ -228,14 +229,7 @@ def _tau2_reml_mods(yi: np.ndarray, vi: np.ndarray, X: np.ndarray, *, threshold:
         old = tau2
         P = _proj(X, 1.0 / (vi + tau2))
         py = P @ ymc
-        adj = float((py @ py - np.trace(P)) / (P * P).sum()) * stepadj
-        if math.isnan(adj):
-            adj = 0.0
-        if tau2 == 0.0 and adj < 0:
-            adj = 0.0  # R halves until adj underflows to -0: same result
-        while tau2 + adj < 0:
-            adj /= 2
-        tau2 = tau2 + adj
+        tau2 = fisher_step(tau2, float((py @ py - np.trace(P)) / (P * P).sum()) * stepadj)
         change = abs(old - tau2)
         if it > maxiter:
             raise NotEstimableError(

@@ -62,6 +62,19 @@ REML_THRESHOLD = 1e-5
 REML_MAXITER = 100
 
 
+def fisher_step(tau2: float, adj: float) -> float:
+    """One step of metafor's REML Fisher scoring for tau^2: a NaN step is 0, a negative
+    step from 0 stays at 0 (R halves it until it underflows to -0: the same result), and a
+    step below 0 is halved until tau^2 stays non-negative."""
+    if math.isnan(adj):
+        adj = 0.0
+    if tau2 == 0.0 and adj < 0:
+        adj = 0.0
+    while tau2 + adj < 0:
+        adj /= 2
+    return tau2 + adj
+
+
 def check_method(method: str) -> str:
     if not isinstance(method, str) or method.lower() not in METHODS:
         raise FrequentistInputError(
@@ -249,14 +262,7 @@ def tau2_reml(yi, vi, *, threshold: float = REML_THRESHOLD, maxiter: int = REML_
         yppy = (py**2).sum()
         trp = sw - sw2 / sw
         trpp = sw2 - 2 * (w**3).sum() / sw + sw2**2 / sw**2
-        adj = float((yppy - trp) / trpp) * stepadj
-        if math.isnan(adj):
-            adj = 0.0
-        if tau2 == 0.0 and adj < 0:
-            adj = 0.0  # R halves until adj underflows to -0: same result
-        while tau2 + adj < 0:
-            adj /= 2
-        tau2 = tau2 + adj
+        tau2 = fisher_step(tau2, float((yppy - trp) / trpp) * stepadj)
         change = abs(old - tau2)
         if it > maxiter:
             raise NotEstimableError(
