@@ -234,8 +234,7 @@ def data_show(
         _check_format(fmt, ("table", "csv", "json", "wide"))
         td = _load_data(source)
         if fmt == "wide":
-            sys.stdout.write(td.to_wide_csv_text([t for t in treat.split(",") if t],
-                                                 None if control is None else [c for c in control.split(",") if c]))
+            sys.stdout.write(td.to_wide_csv_text(_split(treat), None if control is None else _split(control)))
         elif fmt == "csv":
             sys.stdout.write(td.to_csv_text())
         elif fmt == "json":
