@@ -115,7 +115,7 @@ def run_analysis(spec: Spec | str | Path, *, data: TrialData | str | None = None
     _check_outcomes(spec, sel)
     gate = GateThresholds(r_hat_max=g.r_hat, ess_bulk_min=g.ess_bulk, ess_tail_min=g.ess_tail,
                           divergences_max=g.max_divergences, bfmi_min=g.bfmi)
-    sampler = dict(draws=s.draws, tune=s.tune, chains=s.chains, target_accept=s.target_accept, backend=s.backend,
+    sampler = dict(draws=s.draws, tune=s.tune, chains=s.chains, target_accept=s.target_accept, backend=s.backend, retry=s.retry,
                    seed=s.seed, progressbar=progressbar, gate=gate)
     t1 = time.perf_counter()
     tables: dict = {}
@@ -238,6 +238,8 @@ def summary_text(name: str, outcome: str, summary: pd.DataFrame, diagnostics: di
             lines.append(f"  {r['quantity']:<34} {_fmt(r['median'])} ({lo} {_fmt(r[lo])}, {hi} {_fmt(r[hi])})")
     verdict = diagnostics.get("verdict", "?")
     lines.append(f"  diagnostics gate: {verdict}")
+    for r in diagnostics.get("retries") or []:
+        lines.append(f"    automatic retry: {r['action']} after: {r['reason']}")
     if comparison is not None and len(comparison):
         lines.append("  comparison (RR, 95% interval):")
         for _, r in comparison.iterrows():

@@ -23,10 +23,12 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from bayesln.spec import DEFAULT_SAMPLER
+
 __all__ = ["SPEC_SAMPLER", "fit"]
 
-#: the shipped core specs' sampler settings (models/*.toml)
-SPEC_SAMPLER = {"draws": 2000, "tune": 1000, "chains": 4, "target_accept": 0.995}
+#: the shipped core specs' sampler settings (models/*.toml): the defaults of specs and fit_core
+SPEC_SAMPLER = dict(DEFAULT_SAMPLER)
 
 
 def _labels(x) -> tuple[str, ...] | None:

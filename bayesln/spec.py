@@ -161,7 +161,9 @@ class ModelSection(_Section):
     effect_modifiers: list[str] | None = None
     baseline_covariates: list[str] = Field(default_factory=list)
     common_effect: bool = False
-    parameterization: Literal["noncentered", "centered"] = "noncentered"
+    #: core: each study's random effect centred or non-centred by how strongly its data
+    #: inform it ("auto", bayesln.hierarchy.parameterize), or one form for every study
+    parameterization: Literal["auto", "noncentered", "centered"] = "auto"
     #: core, exchangeable baselines: centred (default; better with informative arms) or
     #: non-centred (better with very few trials, e.g. two: no divergences)
     baseline_parameterization: Literal["centered", "noncentered"] = "centered"
@@ -207,15 +209,23 @@ class ModelSection(_Section):
 #: overrides. tune >= 1: NUTS needs at least one adaptation step (nutpie stops with an
 #: internal panic at 0, and unadapted draws would fail the gate anyway)
 SAMPLER_RANGES = {"draws": (1, 1_000_000), "tune": (1, 1_000_000), "chains": (1, 64), "seed": (0, 2**32 - 1)}
+#: the default sampler settings of specs, ``fit_core`` and ``bayesln.fit``: 4 x 2000 draws at
+#: target acceptance 0.995 (with 4 x 1000 at 0.99, 4 of 30 simulated reviews of 5-30 trials
+#: missed the gate on tau's ESS / R-hat; with these, 40 of 40 of 20-30 trials passed at the
+#: first attempt: benchmarks/calibration.py, issue 21)
+DEFAULT_SAMPLER = {"draws": 2000, "tune": 1000, "chains": 4, "target_accept": 0.995}
 
 
 class SamplerSection(_Section):
-    draws: int = Field(1000, ge=SAMPLER_RANGES["draws"][0], le=SAMPLER_RANGES["draws"][1])
+    draws: int = Field(DEFAULT_SAMPLER["draws"], ge=SAMPLER_RANGES["draws"][0], le=SAMPLER_RANGES["draws"][1])
     tune: int = Field(1000, ge=SAMPLER_RANGES["tune"][0], le=SAMPLER_RANGES["tune"][1])
     chains: int = Field(4, ge=SAMPLER_RANGES["chains"][0], le=SAMPLER_RANGES["chains"][1])
-    target_accept: float = Field(0.99, gt=0.5, lt=1.0)
+    target_accept: float = Field(DEFAULT_SAMPLER["target_accept"], gt=0.5, lt=1.0)
     backend: Literal["auto", "nutpie", "pymc", "numpyro"] = "auto"
     seed: int = Field(20261122, ge=SAMPLER_RANGES["seed"][0], le=SAMPLER_RANGES["seed"][1])
+    #: when the gate fails: refit once with a higher target acceptance (divergences, low
+    #: E-BFMI) or add chains (R-hat / ESS only), each retry recorded (bayesln.hierarchy.retry)
+    retry: bool = True
 
 
 class GateSection(_Section):

@@ -29,37 +29,27 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import inspect
 import json
 import warnings
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import numpy as np
 
-from bayesln.hierarchy.diagnostics import GateThresholds, run_gate
-from bayesln.hierarchy.fit import assemble_idata
+from bayesln.hierarchy.diagnostics import GateThresholds
+from bayesln.hierarchy.fit import assemble_idata, sample_core
 from bayesln.hierarchy.model import model_from_design
+from bayesln.hierarchy.parameterize import resolve as resolve_parameterization
 from bayesln.hierarchy.priors import Priors, resolve_tau_prior
 from bayesln.hierarchy.result import FitResult
-from bayesln.hierarchy.sampling import SamplerSettings, cached_nutpie_model, sample_model
-
-#: fit_core's compile-cache key includes the exchangeable-baseline parameterisation when
-#: the hierarchy supports it (mirrored here so a refit hits the same compiled model)
-_HAS_BASELINE_PARAMETERIZATION = "baseline_parameterization" in inspect.signature(model_from_design).parameters
+from bayesln.hierarchy.retry import derive_seed
+from bayesln.hierarchy.sampling import SamplerSettings
 
 __all__ = ["REFIT_MIN_PARALLEL", "RefitError", "derive_seed", "fit_priors", "is_core_fit", "refit", "refit_many", "zero_counts"]
 
 
 class RefitError(ValueError):
     """A refit that cannot be made from this result (not a core-model fit, bad input)."""
-
-
-def derive_seed(seed: int, *keys) -> int:
-    """A reproducible child seed of ``seed`` for the refit named by ``keys``."""
-    parts = [int(seed) % (2**32)] + [zlib.crc32(str(k).encode()) for k in keys]
-    return int(np.random.SeedSequence(parts).generate_state(1, dtype=np.uint64)[0] % (2**63 - 1))
 
 
 def is_core_fit(result) -> bool:
@@ -192,29 +182,30 @@ def refit(
             "beta_overrides": {k: v for k, v in pri.beta_overrides.items() if k not in dropped_beta},
             "gamma_overrides": {k: v for k, v in pri.gamma_overrides.items() if k not in dropped_gamma},
         })
-    parameterization = result.config.get("parameterization", "noncentered")
+    requested = result.config.get("parameterization", "noncentered")
+    form, chosen = resolve_parameterization(des, requested if isinstance(requested, str) else tuple(requested),
+                                            common_effect=ce)
+    if chosen is not None:
+        changes["parameterization_chosen"] = chosen
     settings, be = _settings(result, draws, tune, chains)
     be = backend or be
     resolved = pri.to_json_dict()
     if not ce:
         resolved["tau"] = resolve_tau_prior(pri.tau, des.outcome).model_dump(mode="json")
-    opts = dict(common_effect=ce, parameterization=parameterization, priors=pri)
-    key = (ce, parameterization, json.dumps(resolved, sort_keys=True))
-    if _HAS_BASELINE_PARAMETERIZATION:
-        bp = result.config.get("baseline_parameterization") or "centered"
-        opts["baseline_parameterization"] = bp
-        key = (ce, parameterization, bp, key[-1])
-    model = model_from_design(des, **opts)
-    compiled = None
-    if be == "nutpie":
-        # the same key as fit_core: a refit of the same structure reuses its compiled model
-        compiled = cached_nutpie_model(model, des, key=key)
+    bp = result.config.get("baseline_parameterization") or "centered"
+    model = model_from_design(des, common_effect=ce, parameterization=form, priors=pri, baseline_parameterization=bp)
+    if gate is None:
+        th = getattr(getattr(result, "diagnostics", None), "thresholds", None)
+        gate = th if isinstance(th, GateThresholds) else GateThresholds()
     _report(label)
+    # fit_core's sampling step: the same code (kernel or PyTensor), cache and retries
+    retry = bool(result.config.get("sampler", {}).get("retry", False))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
-        posterior, stats, used = sample_model(model, settings=settings, seed=seed, backend=be,
-                                              progressbar=progressbar, compiled=compiled)
+        posterior, stats, used, diag, _, _, _ = sample_core(
+            model, des, pri, form=form, auto=requested == "auto", common_effect=ce, baseline_parameterization=bp,
+            settings=settings, seed=seed, backend=be, progressbar=progressbar, retry=retry, gate=gate)
     config = json.loads(json.dumps(result.config, default=str))
     config.update(common_effect=ce, priors=resolved)
     config["effect_modifiers"] = list(des.effect_names)
@@ -225,10 +216,8 @@ def refit(
     attrs = {"model_config": json.dumps(config, sort_keys=True, default=str), "seed": int(seed), "backend": used,
              "outcome": des.outcome, "data_fingerprint": des.fingerprint, "refit_of": label}
     idata = assemble_idata(des, posterior, stats, seed=seed, attrs=attrs)
-    if gate is None:
-        th = getattr(getattr(result, "diagnostics", None), "thresholds", None)
-        gate = th if isinstance(th, GateThresholds) else GateThresholds()
-    diag = run_gate(posterior, stats, gate, warn=False)
+    if diag.retries:
+        config["retries"] = diag.retries
     return FitResult(idata=idata, design=des, diagnostics=diag, config=config, seed=int(seed), backend=used)
 
 

@@ -46,6 +46,8 @@ class Diagnostics:
     problems: list[str] = field(default_factory=list)
     n_draws: int = 0
     n_chains: int = 0
+    #: automatic retries before this verdict (bayesln.hierarchy.retry): reason, action, seed
+    retries: list[dict] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -68,6 +70,7 @@ class Diagnostics:
             "thresholds": self.thresholds.to_dict(),
             "chains": self.n_chains,
             "draws_per_chain": self.n_draws,
+            "retries": [dict(r) for r in self.retries],
         }
 
     def __repr__(self) -> str:

@@ -45,6 +45,7 @@ __all__ = ["compile_fast_core", "enabled", "logp_and_grad", "expand", "supports"
 _H_LEN, _H_A, _H_S, _H_P, _H_Q, _H_EXCH, _H_COMMON, _H_CDELTA, _H_CMU, _H_NDIM = range(10)
 _H_OPRI, _H_OEV, _H_ON, _H_OCONST, _H_OSTUDY, _H_OTREAT, _H_OX, _H_OZ = range(10, 18)
 _H_XMU, _H_XM, _H_XSIG, _H_XGAM, _H_XD, _H_XTAU, _H_XZ, _H_XBETA, _H_NEXP = range(18, 27)
+_H_OCDEL = 27  # offset of the per-study centring flags of delta (1 centred, 0 non-centred)
 _HEADER = 28
 _PSLOT = 5  # a prior: family, p1, p2, p3, log normalising constant
 _PRI_D, _PRI_TAU, _PRI_MU, _PRI_M, _PRI_SIG = range(5)  # then beta (P), gamma (Q)
@@ -166,7 +167,8 @@ def _core(x, u, g, out):
     values into out (when out.size)."""
     A, S, P, Q = int(u[_H_A]), int(u[_H_S]), int(u[_H_P]), int(u[_H_Q])
     exch, common = u[_H_EXCH] > 0, u[_H_COMMON] > 0
-    cdelta, cmu = u[_H_CDELTA] > 0, u[_H_CMU] > 0
+    cdelta, cmu = u[_H_CDELTA] > 0, u[_H_CMU] > 0  # cdelta: every study's delta centred
+    ocdel = int(u[_H_OCDEL])
     opri, oev, on, oc = int(u[_H_OPRI]), int(u[_H_OEV]), int(u[_H_ON]), int(u[_H_OCONST])
     ost, otr, ox, oz = int(u[_H_OSTUDY]), int(u[_H_OTREAT]), int(u[_H_OX]), int(u[_H_OZ])
     xmu, xm, xsig, xgam = int(u[_H_XMU]), int(u[_H_XM]), int(u[_H_XSIG]), int(u[_H_XGAM])
@@ -249,7 +251,7 @@ def _core(x, u, g, out):
             g[xtau] += dv
         for s in range(S):
             zs = x[xz + s]
-            if cdelta:  # delta_s ~ N(d, tau)
+            if u[ocdel + s] > 0:  # delta_s ~ N(d, tau)
                 r = (zs - d) / tau
                 lp += -0.5 * r * r - math.log(tau) - 0.5 * _LOG2PI
                 delta[s] = zs
@@ -308,7 +310,7 @@ def _core(x, u, g, out):
                 gsig += gmu[s] * x[xmu + s]
             if common:
                 g[xd] += gdelta[s]
-            elif cdelta:
+            elif u[ocdel + s] > 0:
                 g[xz + s] += gdelta[s]
             else:
                 g[xd] += gdelta[s]
@@ -432,7 +434,11 @@ def _pack(design, priors, tau_prior, *, common_effect, parameterization, baselin
     A, S = design.n_arms, design.n_studies
     P, Q = len(design.effect_names), len(design.baseline_names)
     exch = design.baseline != "independent"
-    cdelta = parameterization == "centered"
+    from bayesln.hierarchy.model import mask_kind, study_mask
+
+    mask = study_mask(parameterization, S)
+    kind = mask_kind(mask)
+    cdelta = kind == "centered"
     cmu = baseline_parameterization == "centered"
     shared = _shared_data(design, events, n, X, Z, const)
     events, n, const = shared["events_data"], shared["n_data"], shared["binom_const"]
@@ -464,7 +470,8 @@ def _pack(design, priors, tau_prior, *, common_effect, parameterization, baselin
     add("d", "d", (), [loc(priors.d)])
     if not common_effect:
         add("tau", _scale_value_name("tau", tau_prior), (), [_scale_start(tau_prior)])
-        add("z", "delta" if cdelta else "z", (S,), [loc(priors.d) if cdelta else 0.0] * S)
+        add("z", {"centered": "delta", "mixed": "delta_raw"}.get(kind, "z"), (S,),
+            [loc(priors.d) if c else 0.0 for c in mask])
     if P:
         add("beta", "beta", (P,), [loc(priors.beta_for(c)) for c in design.effect_names])
     n_dim = len(start)
@@ -491,7 +498,7 @@ def _pack(design, priors, tau_prior, *, common_effect, parameterization, baselin
               *[priors.gamma_for(c) for c in design.baseline_names]):
         pri.extend(_encode_prior(p))
     blocks = [np.asarray(pri, float), events, n, const, design.arm_study.astype(float),
-              design.treated.astype(float), X.ravel(), Z.ravel()]
+              design.treated.astype(float), X.ravel(), Z.ravel(), np.asarray(mask, dtype=float)]
     header = np.zeros(_HEADER)
     pos = _HEADER
     offsets = []
@@ -502,7 +509,8 @@ def _pack(design, priors, tau_prior, *, common_effect, parameterization, baselin
     header[_H_A], header[_H_S], header[_H_P], header[_H_Q] = A, S, P, Q
     header[_H_EXCH], header[_H_COMMON], header[_H_CDELTA], header[_H_CMU] = exch, common_effect, cdelta, cmu
     header[_H_NDIM] = n_dim
-    header[_H_OPRI:_H_OZ + 1] = offsets
+    header[_H_OPRI:_H_OZ + 1] = offsets[:-1]
+    header[_H_OCDEL] = offsets[-1]
     for slot, key in ((_H_XMU, "mu"), (_H_XM, "m"), (_H_XSIG, "sig"), (_H_XGAM, "gam"), (_H_XD, "d"),
                       (_H_XTAU, "tau"), (_H_XZ, "z"), (_H_XBETA, "beta")):
         header[slot] = off.get(key, -1)
@@ -596,6 +604,7 @@ def compile_fast_core(model, design, priors, tau_prior, *, common_effect=False, 
     coords["unconstrained_parameter"] = pd.Index(unc)
     dims = {k: tuple(v) for k, v in model.named_vars_to_dims.items()}
     dims.setdefault("z", ("study",))
+    dims.setdefault("delta_raw", ("study",))
     dims.setdefault("mu_raw", ("study",))
     return _CLASS(
         dims=dims,

@@ -42,11 +42,13 @@ import xarray as xr
 from scipy.special import expit, gammaln, log_expit
 
 from bayesln import _arviz
-from bayesln.hierarchy.design import Design
+from bayesln.hierarchy.design import Design, build_design
 from bayesln.hierarchy.diagnostics import GateThresholds, run_gate
-from bayesln.hierarchy.model import build_core_model
+from bayesln.hierarchy.model import model_from_design
+from bayesln.hierarchy.parameterize import resolve as resolve_parameterization
 from bayesln.hierarchy.priors import Priors, resolve_tau_prior
 from bayesln.hierarchy.result import FitResult
+from bayesln.hierarchy.retry import sample_gated
 from bayesln.hierarchy.sampling import (
     SamplerSettings,
     cached_nutpie_model,
@@ -54,8 +56,9 @@ from bayesln.hierarchy.sampling import (
     resolve_backend,
     sample_model,
 )
+from bayesln.spec import DEFAULT_SAMPLER
 
-__all__ = ["CORE_EXPORT", "add_exports", "assemble_idata", "bayesln_version", "exported_names", "fit_core"]
+__all__ = ["CORE_EXPORT", "add_exports", "assemble_idata", "bayesln_version", "compile_core", "exported_names", "fit_core", "sample_core"]
 
 _C = ("chain", "draw")
 #: The InferenceData of a core fit: group -> variable -> (dims, meaning). Variables marked
@@ -74,6 +77,9 @@ CORE_EXPORT: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {
         "d": (_C, "pooled log odds ratio, treated vs control (at the covariate reference values)"),
         "tau": (_C, "between-study SD of the log odds ratio (when random effects)"),
         "z": (_C + ("study",), "standardised study effects (delta - d) / tau (when random effects are non-centred)"),
+        "delta_raw": (_C + ("study",), ("the sampled coordinate of each study effect: delta where the study is "
+                                       "centred, (delta - d) / tau where it is non-centred (when the data-driven "
+                                       "parameterisation mixes both; config['parameterization_chosen'] says which)")),
         "delta": (_C + ("study",), ("log odds ratio of each study at the covariate reference values (= d when "
                                    "common effect)")),
         "beta": (_C + ("covariate",), ("change of the log odds ratio per unit of each transformed effect modifier "
@@ -288,6 +294,69 @@ def _fastcore():
     return fastcore
 
 
+def compile_core(model, design, priors: Priors, *, common_effect: bool, parameterization,
+                 baseline_parameterization: str):
+    """The nutpie-compiled core ``model`` (built by ``model_from_design`` from ``design``
+    with these options) and a label of its log density: the cached Numba kernel
+    (:mod:`bayesln.hierarchy.fastcore`) when it covers the model, else PyTensor's code.
+    One compiled model per structure and options in this process
+    (:func:`~bayesln.hierarchy.sampling.cached_nutpie_model`): ``fit_core`` and every refit
+    of :mod:`bayesln.checks.refit` call this, so a refit samples the same code as its fit."""
+    resolved = priors.to_json_dict()
+    if not common_effect:
+        resolved["tau"] = resolve_tau_prior(priors.tau, design.outcome).model_dump(mode="json")
+    form = parameterization if isinstance(parameterization, str) else tuple(bool(v) for v in parameterization)
+    key = (common_effect, form, baseline_parameterization, json.dumps(resolved, sort_keys=True))
+    fast = None
+    fastcore = _fastcore()
+    if fastcore is not None and fastcore.enabled() and fastcore.supports(design, priors):
+        tau_prior = resolve_tau_prior(priors.tau, design.outcome)
+
+        def fast():
+            return fastcore.compile_fast_core(
+                model, design, priors, tau_prior, common_effect=common_effect,
+                parameterization=form, baseline_parameterization=baseline_parameterization,
+            )
+
+        key = key + ("fastcore",)
+    compiled = cached_nutpie_model(model, design, key=key, compile=fast)
+    return compiled, ("bayesln fastcore kernel (Numba, cached)" if fast else "PyTensor (Numba)")
+
+
+def sample_core(model, design, priors: Priors, *, form, auto: bool, common_effect: bool,
+                baseline_parameterization: str, settings: SamplerSettings, seed: int, backend: str,
+                progressbar, retry: bool, gate: GateThresholds):
+    """NUTS on the core ``model`` (form ``form``) with the gate and the automatic retries
+    of :mod:`bayesln.hierarchy.retry`; for ``parameterization="auto"`` (``auto``) with some
+    studies centred, the structural retry samples every study non-centred. ``fit_core``
+    and every refit (:mod:`bayesln.checks.refit`) sample through this.
+
+    Returns (posterior, sample_stats, backend used, diagnostics, final settings, the model
+    sampled last, label of its log density or None)."""
+    models = {False: (model, form)}
+    if auto and form != "noncentered" and not common_effect:
+        models[True] = (None, "noncentered")  # built when the structural retry needs it
+    label = {}
+
+    def sample(s, sd, alternative):
+        m, f = models[alternative]
+        if m is None:
+            m = model_from_design(design, common_effect=common_effect, parameterization=f, priors=priors,
+                                  baseline_parameterization=baseline_parameterization)
+            models[alternative] = (m, f)
+        compiled = None
+        if backend == "nutpie":
+            compiled, label["log_density"] = compile_core(
+                m, design, priors, common_effect=common_effect, parameterization=f,
+                baseline_parameterization=baseline_parameterization)
+        return sample_model(m, settings=s, seed=sd, backend=backend, progressbar=progressbar, compiled=compiled)
+
+    posterior, stats, used, diag, final, alt = sample_gated(
+        sample, lambda p, st: run_gate(p, st, gate, warn=False), settings=settings, seed=seed, retry=retry,
+        alternative=(lambda: "every study non-centred") if True in models else None)
+    return posterior, stats, used, diag, final, models[alt][0], label.get("log_density")
+
+
 def fit_core(
     data,
     outcome: str,
@@ -297,12 +366,12 @@ def fit_core(
     effect_modifiers: str | Iterable[str] = (),
     baseline_covariates: str | Iterable[str] = (),
     common_effect: bool = False,
-    parameterization: str = "noncentered",
+    parameterization: str | Iterable[bool] = "auto",
     priors: Priors | dict | None = None,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
-    target_accept: float = 0.99,
+    draws: int = DEFAULT_SAMPLER["draws"],
+    tune: int = DEFAULT_SAMPLER["tune"],
+    chains: int = DEFAULT_SAMPLER["chains"],
+    target_accept: float = DEFAULT_SAMPLER["target_accept"],
     backend: str = "auto",
     seed: int,
     progressbar: bool | None = None,
@@ -312,6 +381,7 @@ def fit_core(
     direction: str | None = None,
     cores: int | None = None,
     baseline_parameterization: str = "centered",
+    retry: bool = True,
 ) -> FitResult:
     """Fit the arm-based binomial-normal random-effects model to one binary outcome.
 
@@ -328,15 +398,21 @@ def fit_core(
         ``regimen``, ``phase``, ``comparator``).
     baseline_covariates : covariates on the baseline (exchangeable baselines only).
     common_effect : tau = 0.
-    parameterization : ``"noncentered"`` (default) or ``"centered"`` random treatment
-        effects.
+    parameterization : ``"auto"`` (default): each study's random treatment effect centred or
+        non-centred by how strongly its own data inform it relative to the between-study
+        spread (:mod:`bayesln.hierarchy.parameterize`; the choice is recorded in
+        ``config["parameterization_chosen"]``); ``"noncentered"`` or ``"centered"`` for
+        every study; or one boolean per study (True: centred).
     baseline_parameterization : ``"centered"`` (default) or ``"noncentered"``
         exchangeable baselines.
     priors : :class:`Priors` (or a dict of its fields); defaults as documented there.
-    draws, tune, chains, target_accept : NUTS settings. ``target_accept`` defaults to
-        0.99 (as the brms reference's ``adapt_delta``): at 0.95 about one default fit in
-        six on the bundled total/complete response data had 1-2 divergent transitions
-        (7/40 seeds), at 0.98-0.99 none in 80 (see tests/test_hierarchy_fit.py).
+    draws, tune, chains, target_accept : NUTS settings, by default those of specs
+        (:data:`bayesln.spec.DEFAULT_SAMPLER`: 4 x 2000 draws after 1000 tuning steps, target
+        acceptance 0.995). With the former 4 x 1000 at 0.99, 4 of 30 simulated reviews of
+        5-30 trials missed the gate on tau's ESS or R-hat at the first attempt; with these
+        settings 40 of 40 reviews of 20-30 trials passed (benchmarks/calibration.py has the
+        full calibration). At 0.95 about one default fit in six on the bundled total/complete
+        response data had 1-2 divergent transitions (tests/test_hierarchy_fit.py).
     backend : ``"auto"`` (nutpie if installed, else PyMC), ``"nutpie"``, ``"pymc"``,
         ``"numpyro"``.
     seed : required integer; the same seed and backend give identical draws.
@@ -345,6 +421,10 @@ def fit_core(
         and prior_predictive).
     gate : diagnostics thresholds; a failing fit warns and has status "failed_gate".
     direction : "benefit" / "harm" for outcomes outside the vocabulary.
+    retry : when the gate fails, refit once with a higher target acceptance (after
+        divergences or low E-BFMI) or add chains (when only R-hat / ESS fall short), within
+        a fixed budget, each retry recorded (:mod:`bayesln.hierarchy.retry`); False: one
+        attempt.
     """
     seed = check_seed(seed)
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, target_accept=target_accept, cores=cores)
@@ -352,19 +432,18 @@ def fit_core(
     if priors is not None and not isinstance(priors, Priors):
         priors = Priors.model_validate(priors)
     priors = priors if priors is not None else Priors()
-    model, design = build_core_model(
+    design = build_design(
         data,
         outcome,
         treat=treat,
         baseline=baseline,
         effect_modifiers=effect_modifiers,
         baseline_covariates=baseline_covariates,
-        common_effect=common_effect,
-        parameterization=parameterization,
-        priors=priors,
         direction=direction,
-        baseline_parameterization=baseline_parameterization,
     )
+    form, chosen = resolve_parameterization(design, parameterization, common_effect=common_effect)
+    model = model_from_design(design, common_effect=common_effect, parameterization=form, priors=priors,
+                              baseline_parameterization=baseline_parameterization)
     resolved = priors.to_json_dict()
     if not common_effect:
         resolved["tau"] = resolve_tau_prior(priors.tau, outcome).model_dump(mode="json")
@@ -372,7 +451,7 @@ def fit_core(
         "model": "core arm-based binomial-normal",
         **design.summary_dict(),
         "common_effect": bool(common_effect),
-        "parameterization": parameterization,
+        "parameterization": parameterization if isinstance(parameterization, str) else [bool(v) for v in form],
         "baseline_parameterization": baseline_parameterization if baseline == "exchangeable" else None,
         "priors": resolved,
         "sampler": {
@@ -386,26 +465,21 @@ def fit_core(
         },
         "gate": gate.to_dict(),
     }
-    compiled = None
-    if used == "nutpie":
-        key = (common_effect, parameterization, baseline_parameterization, json.dumps(resolved, sort_keys=True))
-        fast = None
-        fastcore = _fastcore()
-        if fastcore is not None and fastcore.enabled() and fastcore.supports(design, priors):
-            tau_prior = resolve_tau_prior(priors.tau, outcome)
-
-            def fast():
-                return fastcore.compile_fast_core(
-                    model, design, priors, tau_prior, common_effect=common_effect,
-                    parameterization=parameterization, baseline_parameterization=baseline_parameterization,
-                )
-
-            key = key + ("fastcore",)
-        compiled = cached_nutpie_model(model, design, key=key, compile=fast)
-        config["sampler"]["log_density"] = "bayesln fastcore kernel (Numba, cached)" if fast else "PyTensor (Numba)"
-    posterior, stats, used = sample_model(
-        model, settings=settings, seed=seed, backend=used, progressbar=progressbar, compiled=compiled
-    )
+    if chosen is not None:
+        config["parameterization_chosen"] = chosen
+    posterior, stats, used, diag, final, model, log_density = sample_core(
+        model, design, priors, form=form, auto=parameterization == "auto", common_effect=common_effect,
+        baseline_parameterization=baseline_parameterization, settings=settings, seed=seed, backend=used,
+        progressbar=progressbar, retry=retry, gate=gate)
+    if log_density:
+        config["sampler"]["log_density"] = log_density
+    config["sampler"]["retry"] = bool(retry)
+    if diag.retries:
+        config["retries"] = diag.retries
+        config["sampler"]["target_accept_final"] = final.target_accept
+        config["sampler"]["chains_final"] = int(posterior.sizes["chain"])
+        if chosen is not None and model is not None and "z" in model.named_vars and chosen["form"] != "noncentered":
+            chosen["form_final"] = "noncentered"
     prior = prior_pred = None
     if prior_predictive:
         prior, prior_pred = _sample_prior_predictive(model, prior_draws, seed)
@@ -420,7 +494,6 @@ def fit_core(
         "inference_library": "pymc",
     }
     idata = assemble_idata(design, posterior, stats, prior=prior, prior_predictive=prior_pred, seed=seed, attrs=attrs)
-    diag = run_gate(posterior, stats, gate, warn=False)
     if not diag.passed:
         warnings.warn(
             f"{outcome}: diagnostics gate failed (status 'failed_gate'): " + "; ".join(diag.problems),

@@ -745,6 +745,7 @@ def fit_joint(
     posterior_predictive: bool = True,
     gate: GateThresholds = GateThresholds(),
     cores: int | None = None,
+    retry: bool = True,
 ) -> JointResult:
     """Fit the joint efficacy-safety model (see the module docstring).
 
@@ -797,7 +798,7 @@ def fit_joint(
         model, design=design, config=config, seed=seed, settings=settings, backend=used, progressbar=progressbar,
         gate=gate, loglik_rows={"y": rows["study_index"].to_numpy()}, gate_vars=gate_vars,
         prior_predictive=prior_predictive, prior_draws=prior_draws, posterior_predictive=posterior_predictive,
-        constant_data=const, label="joint efficacy-safety",
+        constant_data=const, label="joint efficacy-safety", retry=retry,
     )
     result = JointResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed, backend=used)
     _export(result)

@@ -13,14 +13,27 @@
                                        m ~ Normal(0, 2.5), sigma_mu ~ HalfNormal(1)
     beta, gamma ~ Normal(0, 1)
 
-Treatment effects are non-centred by default: ``delta_i = d + tau * z_i`` with
-``z_i ~ Normal(0, 1)``; exchangeable baselines are centred by default
+Treatment effects are centred (``delta_i ~ Normal(d, tau)``, sampled as ``delta``) or
+non-centred (``delta_i = d + tau * z_i`` with ``z_i ~ Normal(0, 1)``, sampled as ``z``),
+per study: ``parameterization`` is ``"noncentered"``, ``"centered"`` or a sequence with
+one boolean per study (True: centred), which :func:`bayesln.hierarchy.parameterize.choose`
+derives from the data for ``"auto"`` (the default of ``fit_core`` and of specs). A mixed
+choice samples one vector ``delta_raw`` with the per-study flag ``lambda_i`` (1 centred, 0
+non-centred; the data container ``centered_study``)::
+
+    delta_raw_i ~ Normal(lambda_i * d, tau ** lambda_i)
+    delta_i     = d + tau ** (1 - lambda_i) * (delta_raw_i - lambda_i * d)
+
+(Gorinova, Moore & Hoffman 2020, "Automatic reparameterisation of probabilistic programs",
+with lambda restricted to 0 / 1): delta_raw_i is delta_i where lambda_i = 1 and
+(delta_i - d) / tau where lambda_i = 0, so the model is the same for every choice; only
+the geometry the sampler sees changes. Exchangeable baselines are centred by default
 (``baseline_parameterization="noncentered"`` gives ``mu_i = m + z_i . gamma +
 sigma_mu * mu_raw_i``).
 
 Posterior variables: ``d``, ``tau``, ``beta`` (dim ``covariate``), ``gamma`` (dim
 ``baseline_covariate``), ``m``, ``sigma_mu``, ``mu`` and ``delta`` (dim ``study``),
-``eta`` (dim ``arm``). ``delta_i`` is study i's log odds ratio at the reference values
+``eta`` (dim ``arm``), ``z`` / ``delta_raw`` (dim ``study``) as sampled. ``delta_i`` is study i's log odds ratio at the reference values
 of the effect modifiers (centre / 0); without effect modifiers it is the study's log
 odds ratio. A multi-arm study's control arms share ``mu_i``.
 
@@ -42,9 +55,31 @@ import pytensor.tensor as pt
 from bayesln.hierarchy.design import Design, build_design
 from bayesln.hierarchy.priors import Prior, Priors, resolve_tau_prior
 
-__all__ = ["build_core_model", "model_from_design"]
+__all__ = ["build_core_model", "mask_kind", "model_from_design", "study_mask"]
 
 PARAMETERIZATIONS = ("noncentered", "centered")
+
+
+def study_mask(parameterization, n_studies: int) -> tuple[bool, ...]:
+    """The per-study centring flags (True: centred) of a resolved ``parameterization``:
+    ``"noncentered"``, ``"centered"`` or a sequence of ``n_studies`` booleans / 0-1."""
+    if isinstance(parameterization, str):
+        if parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"parameterization must be 'auto', one of {PARAMETERIZATIONS} or one flag per study, "
+                             f"not {parameterization!r}")
+        return (parameterization == "centered",) * n_studies
+    mask = tuple(bool(v) for v in parameterization)
+    if len(mask) != n_studies or any(v not in (0, 1, True, False) for v in parameterization):
+        raise ValueError(f"parameterization: one flag (True = centred) per study is needed, {n_studies} studies; "
+                         f"got {list(parameterization)!r}")
+    return mask
+
+
+def mask_kind(mask) -> str:
+    """``"noncentered"``, ``"centered"`` or ``"mixed"``."""
+    if not any(mask):
+        return "noncentered"
+    return "centered" if all(mask) else "mixed"
 
 
 def _location_rv(name: str, prior: Prior, dims=None):
@@ -119,8 +154,7 @@ def model_from_design(
     inform its baseline directly, so the centred form samples better: in 24 fits of the
     bundled and edge-case data, non-centred baselines failed the gate twice on R-hat, centred
     baselines never)."""
-    if parameterization not in PARAMETERIZATIONS:
-        raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, not {parameterization!r}")
+    mask = study_mask(parameterization, design.n_studies)
     if baseline_parameterization not in PARAMETERIZATIONS:
         raise ValueError(f"baseline_parameterization must be one of {PARAMETERIZATIONS}, not {baseline_parameterization!r}")
     priors = priors if priors is not None else Priors()
@@ -136,7 +170,7 @@ def model_from_design(
             f"gamma_overrides name covariate(s) not in the model: {', '.join(sorted(unknown))}; "
             f"baseline covariates: {', '.join(design.baseline_names) or '(none)'}"
         )
-    centred = parameterization == "centered"
+    kind = mask_kind(mask)
     arm_study = design.arm_study
     treated = design.treated.astype(float)
 
@@ -167,8 +201,12 @@ def model_from_design(
             delta = pm.Deterministic("delta", d * pt.ones(design.n_studies), dims="study")
         else:
             tau = _scale_rv("tau", resolve_tau_prior(priors.tau, design.outcome))
-            if centred:
+            if kind == "centered":
                 delta = pm.Normal("delta", mu=d, sigma=tau, dims="study")
+            elif kind == "mixed":
+                lam = pm.Data("centered_study", np.asarray(mask, dtype=float), dims="study")
+                raw = pm.Normal("delta_raw", mu=lam * d, sigma=tau**lam, dims="study")
+                delta = pm.Deterministic("delta", d + tau ** (1.0 - lam) * (raw - lam * d), dims="study")
             else:
                 z = pm.Normal("z", 0.0, 1.0, dims="study")
                 delta = pm.Deterministic("delta", d + tau * z, dims="study")
@@ -217,7 +255,7 @@ def build_core_model(
     effect_modifiers=(),
     baseline_covariates=(),
     common_effect: bool = False,
-    parameterization: str = "noncentered",
+    parameterization="auto",
     priors: Priors | None = None,
     direction: str | None = None,
     baseline_parameterization: str = "centered",
@@ -228,8 +266,8 @@ def build_core_model(
     events, n, plus the covariates used). Raises ValueError for unknown outcome,
     treatment or covariate names.
     """
-    if parameterization not in PARAMETERIZATIONS:
-        raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, not {parameterization!r}")
+    if isinstance(parameterization, str) and parameterization not in (*PARAMETERIZATIONS, "auto"):
+        raise ValueError(f"parameterization must be 'auto' or one of {PARAMETERIZATIONS}, not {parameterization!r}")
     if priors is not None and not isinstance(priors, Priors):
         priors = Priors.model_validate(priors)
     design = build_design(
@@ -241,6 +279,9 @@ def build_core_model(
         baseline_covariates=baseline_covariates,
         direction=direction,
     )
+    from bayesln.hierarchy.parameterize import resolve
+
+    parameterization, _ = resolve(design, parameterization, common_effect=common_effect)
     model = model_from_design(
         design,
         common_effect=common_effect,

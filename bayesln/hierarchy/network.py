@@ -699,6 +699,7 @@ def fit_network(
     posterior_predictive: bool = True,
     gate: GateThresholds = GateThresholds(),
     cores: int | None = None,
+    retry: bool = True,
 ) -> NetworkResult:
     """Fit the arm-based network meta-analysis (see the module docstring).
 
@@ -749,7 +750,7 @@ def fit_network(
         pm_model, design=design, config=config, seed=seed, settings=settings, backend=used, progressbar=progressbar,
         gate=gate, loglik_rows={"y": a["study_index"].to_numpy()}, gate_vars=("mu", "d", "d_extra", "beta_phase", "tau", "z"),
         prior_predictive=prior_predictive, prior_draws=prior_draws, posterior_predictive=posterior_predictive,
-        constant_data=const, label=f"network {outcome} ({mdl})",
+        constant_data=const, label=f"network {outcome} ({mdl})", retry=retry,
     )
     return NetworkResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed, backend=used)
 

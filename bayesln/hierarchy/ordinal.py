@@ -96,6 +96,7 @@ from bayesln.hierarchy.diagnostics import GateThresholds, run_gate
 from bayesln.hierarchy.fit import bayesln_version
 from bayesln.hierarchy.priors import Prior, Priors, normal, resolve_tau_prior
 from bayesln.hierarchy.result import FitResult, interval_columns
+from bayesln.hierarchy.retry import sample_gated
 from bayesln.hierarchy.sampling import SamplerSettings, check_seed, resolve_backend, sample_model
 
 __all__ = [
@@ -394,6 +395,7 @@ def sample_family(
     constant_data: xr.Dataset | None = None,
     compiled=None,
     label: str = "",
+    retry: bool = True,
 ):
     """NUTS via :func:`~bayesln.hierarchy.sampling.sample_model`, then the log-likelihood
     per study (``study_loglik``: the sum over the study's observed elements, for
@@ -402,9 +404,20 @@ def sample_family(
 
     ``loglik_rows`` maps each observed variable to the study index of its elements.
     Returns (idata, diagnostics, backend used)."""
-    posterior, stats, used = sample_model(
-        model, settings=settings, seed=seed, backend=backend, progressbar=progressbar, compiled=compiled
-    )
+    def sample(settings, seed, _alternative):
+        return sample_model(model, settings=settings, seed=seed, backend=backend, progressbar=progressbar,
+                            compiled=compiled)
+
+    def gate_of(posterior, stats):
+        gated = posterior if gate_vars is None else posterior[[v for v in gate_vars if v in posterior]]
+        return run_gate(gated, stats, gate, warn=False)
+
+    posterior, stats, used, diag, final, _ = sample_gated(sample, gate_of, settings=settings, seed=seed,
+                                                          retry=retry)
+    if diag.retries:
+        config["retries"] = diag.retries
+        config.setdefault("sampler", {})["target_accept_final"] = final.target_accept
+        config["sampler"]["chains_final"] = int(posterior.sizes["chain"])
     base = _arviz.make_inference_data({"posterior": posterior})
     logger, level = _quiet_pymc()
     try:
@@ -467,8 +480,6 @@ def sample_family(
         "constant_data": constant_data,
     }
     idata = _arviz.make_inference_data(groups, attrs=attrs)
-    gated = posterior if gate_vars is None else posterior[[v for v in gate_vars if v in posterior]]
-    diag = run_gate(gated, stats, gate, warn=False)
     if not diag.passed:
         warnings.warn(
             f"{label or design.outcome}: diagnostics gate failed (status 'failed_gate'): " + "; ".join(diag.problems),
@@ -517,7 +528,7 @@ def spec_data(raw: Mapping, data=None):
 def spec_sampler(raw: Mapping, **overrides) -> dict:
     s = dict(raw.get("sampler", {}))
     s.update({k: v for k, v in overrides.items() if v is not None})
-    allowed = ("draws", "tune", "chains", "target_accept", "seed", "backend", "progressbar", "cores")
+    allowed = ("draws", "tune", "chains", "target_accept", "seed", "backend", "progressbar", "cores", "retry")
     return {k: v for k, v in s.items() if k in allowed}
 
 
@@ -1250,6 +1261,7 @@ def fit_ordinal(
     posterior_predictive: bool = True,
     gate: GateThresholds = GateThresholds(),
     cores: int | None = None,
+    retry: bool = True,
 ) -> OrdinalResult:
     """Fit the ordinal (CR / PR / NR) renal-response model (see the module docstring).
 
@@ -1273,7 +1285,7 @@ def fit_ordinal(
     reference_baseline : ``"auto"`` (typical study for exchangeable baselines, else the
         mean baseline of the studies reporting all three categories), ``"mean"``,
         ``"typical"`` or ``{"complete_response": p, "total_response": q}``.
-    draws, tune, chains, target_accept, backend, seed, progressbar, gate, cores : as in
+    draws, tune, chains, target_accept, backend, seed, progressbar, gate, cores, retry : as in
         :func:`bayesln.hierarchy.fit_core`.
     """
     seed = check_seed(seed)
@@ -1315,7 +1327,7 @@ def fit_ordinal(
         model, design=design, config=config, seed=seed, settings=settings, backend=used, progressbar=progressbar,
         gate=gate, loglik_rows={"y": rows["study_index"].to_numpy()}, gate_vars=gate_vars,
         prior_predictive=prior_predictive, prior_draws=prior_draws, posterior_predictive=posterior_predictive,
-        constant_data=const, label="ordinal renal response",
+        constant_data=const, label="ordinal renal response", retry=retry,
     )
     return OrdinalResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed, backend=used)
 

@@ -1,0 +1,237 @@
+"""Does the default core fit pass its gate on the data users bring, and are its intervals calibrated?
+
+Two parts, both fitted with ``fit_core``'s defaults (sampler settings, ``parameterization=
+"auto"``, the automatic retry), every fit gated with the default thresholds:
+
+1. **Grid** (``--reps`` data sets per cell, default 5 -> 200 data sets): K = 3, 5, 10, 30,
+   100 two-arm trials x small (20-100 per arm) or large (200-1000) arms x low or high
+   heterogeneity x rare or common events. To make "95% intervals cover the truth 95% of
+   the time" a statement the model must satisfy, each cell's truths are drawn from the
+   priors the fit uses (the SBC argument: averaged over the prior, a correct posterior's
+   central 95% interval covers the drawn value with probability exactly 0.95):
+
+   ========================  =================================  ===========================
+   quantity                  drawn from (and fitted with)        cell
+   ========================  =================================  ===========================
+   d                         normal(0, 1)                        every cell
+   tau                       half_normal(0.15) / half_normal(0.8)  low / high heterogeneity
+   mu_i (control log-odds)   normal(-3.5, 0.5) / normal(-0.6, 0.5) rare (~3%) / common (~35%)
+   delta_i                   normal(d, tau)
+   ========================  =================================  ===========================
+
+   Reported: share passing the gate at the first attempt and after the retry, the retry
+   rate by kind, time per fit (with and without retries), and the coverage of the 95%
+   intervals of d and tau with its Monte-Carlo SE (sqrt(0.95 * 0.05 / n)).
+2. **The issue's failures** (``--issue-sets``, default 60): the simulation in which the
+   one-attempt default of earlier versions failed 5 times in 30 (issue 21): 20-30 trials,
+   control log-odds ~ N(-0.5, 0.6), log OR ~ N(0.4, 0.3), 20-200 patients per arm, the
+   default priors. Reported: share passing at the first attempt (retries switched off)
+   and with retries.
+
+Data set ``s`` of a part has its own seed (``SeedSequence([seed, part, s])``), fit seed
+``1000 + s``; the results are reproducible on one machine (MCMC differs between CPUs).
+
+Run from the repository root::
+
+    python benchmarks/calibration.py                       # -> benchmarks/results/calibration.json
+    python benchmarks/calibration.py --reps 1 --issue-sets 5 --out /tmp/cal.json   # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+from importlib.metadata import version
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bayesln.hierarchy import fit_core  # noqa: E402
+
+KS = (3, 5, 10, 30, 100)
+ARMS = {"small": (20, 100), "large": (200, 1000)}
+HETEROGENEITY = {"low": 0.15, "high": 0.8}  # half-normal scale of tau
+EVENTS = {"rare": -3.5, "common": -0.6}  # mean control log-odds
+MU_SD = 0.5
+D_PRIOR = (0.0, 1.0)
+
+
+def _frame(mu, delta, n_c, n_t, rng) -> pd.DataFrame:
+    rows = []
+    for i, (m, dl, nc, nt) in enumerate(zip(mu, delta, n_c, n_t)):
+        for arm, t, n in (("c", 0, nc), ("t", 1, nt)):
+            rows.append({"study": f"s{i:03d}", "arm": f"s{i:03d}{arm}", "treatment": "tac" if t else "control",
+                         "outcome": "event", "events": int(rng.binomial(n, expit(m + t * dl))), "n": int(n)})
+    return pd.DataFrame(rows)
+
+
+def grid_dataset(rng, K, arms, het, events):
+    lo, hi = ARMS[arms]
+    d = rng.normal(*D_PRIOR)
+    tau = abs(rng.normal(0.0, HETEROGENEITY[het]))
+    mu = rng.normal(EVENTS[events], MU_SD, K)
+    delta = rng.normal(d, tau, K)
+    df = _frame(mu, delta, rng.integers(lo, hi + 1, K), rng.integers(lo, hi + 1, K), rng)
+    priors = {"d": f"normal({D_PRIOR[0]:g}, {D_PRIOR[1]:g})", "tau": f"half_normal({HETEROGENEITY[het]:g})",
+              "baseline": f"normal({EVENTS[events]:g}, {MU_SD:g})"}
+    return df, priors, {"d": d, "tau": tau}
+
+
+def issue_dataset(rng):
+    K = int(rng.integers(20, 31))
+    mu = rng.normal(-0.5, 0.6, K)
+    delta = rng.normal(0.4, 0.3, K)
+    return _frame(mu, delta, rng.integers(20, 201, K), rng.integers(20, 201, K), rng)
+
+
+def _fit(df, seed, priors=None, retry=True):
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = fit_core(df, "event", direction="benefit", seed=seed, priors=priors, prior_predictive=False, retry=retry)
+    return r, time.perf_counter() - t0
+
+
+def _record(r, seconds) -> dict:
+    chosen = r.config.get("parameterization_chosen") or {}
+    retries = r.diagnostics.retries
+    return {"passed": bool(r.diagnostics.passed), "seconds": round(seconds, 3),
+            "first_attempt_passed": not retries,
+            "retries": [x["kind"] for x in retries], "problems": list(r.diagnostics.problems),
+            "first_problems": retries[0]["reason"] if retries else "",
+            "n_centered": chosen.get("n_centered"), "tau_ref": chosen.get("tau_ref"),
+            "chains": int(r.idata.posterior.sizes["chain"])}
+
+
+def _interval(r, name):
+    x = np.asarray(r.idata.posterior[name].values, dtype=float).ravel()
+    return np.quantile(x, [0.025, 0.975])
+
+
+def run_grid(reps: int, seed: int) -> list[dict]:
+    out = []
+    cells = list(product(KS, ARMS, HETEROGENEITY, EVENTS))
+    s = 0
+    for K, arms, het, events in cells:
+        for _ in range(reps):
+            rng = np.random.default_rng([seed, 1, s])
+            df, priors, truth = grid_dataset(rng, K, arms, het, events)
+            r, sec = _fit(df, 1000 + s, priors)
+            rec = {"set": s, "K": K, "arms": arms, "heterogeneity": het, "events": events, **truth, **_record(r, sec)}
+            for name in ("d", "tau"):
+                lo, hi = _interval(r, name)
+                rec[f"{name}_covered"] = bool(lo <= truth[name] <= hi)
+            out.append(rec)
+            print(json.dumps({k: rec[k] for k in ("set", "K", "arms", "heterogeneity", "events", "passed", "retries",
+                                                  "seconds", "n_centered")}), flush=True)
+            s += 1
+    return out
+
+
+def run_issue(n: int, seed: int) -> list[dict]:
+    out = []
+    for s in range(n):
+        df = issue_dataset(np.random.default_rng([seed, 2, s]))
+        r1, sec1 = _fit(df, 1000 + s, retry=False)
+        rec = {"set": s, "K": int(df["study"].nunique()), "first_attempt_passed": bool(r1.diagnostics.passed),
+               "first_problems": list(r1.diagnostics.problems), "seconds_first": round(sec1, 3),
+               "n_centered": (r1.config.get("parameterization_chosen") or {}).get("n_centered")}
+        if r1.diagnostics.passed:
+            rec.update(passed=True, retries=[])
+        else:
+            r2, sec2 = _fit(df, 1000 + s, retry=True)
+            rec.update(passed=bool(r2.diagnostics.passed), retries=[x["kind"] for x in r2.diagnostics.retries],
+                       seconds_with_retry=round(sec2, 3))
+        out.append(rec)
+        print(json.dumps(rec), flush=True)
+    return out
+
+
+def _share(x) -> dict:
+    x = np.asarray(list(x), dtype=float)
+    p = float(x.mean()) if x.size else float("nan")
+    return {"share": round(p, 4), "n": int(x.size), "mcse": round(float(np.sqrt(p * (1 - p) / max(x.size, 1))), 4)}
+
+
+def summarise(grid: list[dict], issue: list[dict]) -> dict:
+    g = pd.DataFrame(grid)
+    out: dict = {}
+    if len(g):
+        cov_se = float(np.sqrt(0.95 * 0.05 / len(g)))
+        out["grid"] = {
+            "datasets": len(g),
+            "passed_first_attempt": _share(g["first_attempt_passed"]),
+            "passed_after_retry": _share(g["passed"]),
+            "retry_rate": _share(~g["first_attempt_passed"]),
+            "retries_by_kind": pd.Series([k for r in g["retries"] for k in r]).value_counts().to_dict(),
+            "seconds_per_fit_mean": round(float(g["seconds"].mean()), 3),
+            "seconds_per_fit_without_retry_mean": round(float(g.loc[g["first_attempt_passed"], "seconds"].mean()), 3),
+            "seconds_per_fit_with_retry_mean": (round(float(g.loc[~g["first_attempt_passed"], "seconds"].mean()), 3)
+                                                if (~g["first_attempt_passed"]).any() else None),
+            "coverage_d": {**_share(g["d_covered"]), "nominal": 0.95, "mcse_nominal": round(cov_se, 4),
+                           "within_3_mcse": bool(abs(g["d_covered"].mean() - 0.95) <= 3 * cov_se)},
+            "coverage_tau": {**_share(g["tau_covered"]), "nominal": 0.95, "mcse_nominal": round(cov_se, 4),
+                             "within_3_mcse": bool(abs(g["tau_covered"].mean() - 0.95) <= 3 * cov_se)},
+            "by_K": {int(k): {"passed_first_attempt": round(float(v["first_attempt_passed"].mean()), 3),
+                              "passed_after_retry": round(float(v["passed"].mean()), 3),
+                              "seconds_mean": round(float(v["seconds"].mean()), 3),
+                              "centred_studies_mean": round(float(v["n_centered"].fillna(0).mean()), 2)}
+                     for k, v in g.groupby("K")},
+            "failed": g.loc[~g["passed"], ["set", "K", "arms", "heterogeneity", "events", "problems"]].to_dict("records"),
+        }
+    if issue:
+        i = pd.DataFrame(issue)
+        out["issue_failures"] = {
+            "datasets": len(i),
+            "passed_first_attempt": _share(i["first_attempt_passed"]),
+            "passed_after_retry": _share(i["passed"]),
+            "first_attempt_failures": i.loc[~i["first_attempt_passed"], ["set", "K", "first_problems"]].to_dict("records"),
+        }
+    return out
+
+
+def machine() -> dict:
+    return {"python": platform.python_version(), "platform": platform.platform(), "processor": platform.processor(),
+            "cpus": os.cpu_count(), "numba_cpu_name": os.environ.get("NUMBA_CPU_NAME", "host"),
+            **{p: version(p) for p in ("pymc", "nutpie", "numpy", "numba", "arviz")}}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=5, help="data sets per grid cell (40 cells)")
+    ap.add_argument("--issue-sets", type=int, default=60)
+    ap.add_argument("--seed", type=int, default=20261203)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "calibration.json"))
+    a = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    grid = run_grid(a.reps, a.seed)
+    issue = run_issue(a.issue_sets, a.seed)
+    result = {"benchmark": "benchmarks/calibration.py", "settings": {"reps": a.reps, "issue_sets": a.issue_sets,
+                                                                      "seed": a.seed},
+              "fit_core_defaults": "4 chains x 2000 draws, tune 1000, target_accept 0.995, parameterization auto, "
+                                   "retry on",
+              "machine": machine(), "wall_seconds": round(time.perf_counter() - t0, 1),
+              "summary": summarise(grid, issue), "grid": grid, "issue_failures": issue}
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1, default=float) + "\n", encoding="utf-8")
+    tmp.replace(out)
+    print(json.dumps(result["summary"], indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
