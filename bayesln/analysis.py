@@ -238,8 +238,11 @@ def summary_text(name: str, outcome: str, summary: pd.DataFrame, diagnostics: di
             lines.append(f"  {r['quantity']:<34} {_fmt(r['median'])} ({lo} {_fmt(r[lo])}, {hi} {_fmt(r[hi])})")
     verdict = diagnostics.get("verdict", "?")
     lines.append(f"  diagnostics gate: {verdict}")
-    for r in diagnostics.get("retries") or []:
-        lines.append(f"    automatic retry: {r['action']} after: {r['reason']}")
+    for r in diagnostics.get("retries") or []:  # the full reasons are in diagnostics.json
+        why = str(r["reason"]).split("; ")
+        first = why[0] if len(why[0]) <= 90 else why[0][:87].rsplit(", ", 1)[0] + ", ..."
+        more = f" (and {len(why) - 1} more problem{'s' if len(why) > 2 else ''})" if len(why) > 1 else ""
+        lines.append(f"    automatic retry: {r['action']} after: {first}{more}")
     if comparison is not None and len(comparison):
         lines.append("  comparison (RR, 95% interval):")
         for _, r in comparison.iterrows():
