@@ -23,7 +23,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from bayesln.spec import DEFAULT_SAMPLER
+from bayesln.hierarchy.sampler_defaults import DEFAULT_SAMPLER
 
 __all__ = ["SPEC_SAMPLER", "fit"]
 

@@ -42,6 +42,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bayesln import vocab
+from bayesln.hierarchy.sampler_defaults import DEFAULT_SAMPLER
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 #: an outcome label of a user's own data (the data layer's LABEL_RE)
@@ -209,17 +210,12 @@ class ModelSection(_Section):
 #: overrides. tune >= 1: NUTS needs at least one adaptation step (nutpie stops with an
 #: internal panic at 0, and unadapted draws would fail the gate anyway)
 SAMPLER_RANGES = {"draws": (1, 1_000_000), "tune": (1, 1_000_000), "chains": (1, 64), "seed": (0, 2**32 - 1)}
-#: the default sampler settings of specs, ``fit_core`` and ``bayesln.fit``: 4 x 2000 draws at
-#: target acceptance 0.995 (with 4 x 1000 at 0.99, 4 of 30 simulated reviews of 5-30 trials
-#: missed the gate on tau's ESS / R-hat; with these, 40 of 40 of 20-30 trials passed at the
-#: first attempt: benchmarks/calibration.py, issue 21)
-DEFAULT_SAMPLER = {"draws": 2000, "tune": 1000, "chains": 4, "target_accept": 0.995}
 
 
 class SamplerSection(_Section):
     draws: int = Field(DEFAULT_SAMPLER["draws"], ge=SAMPLER_RANGES["draws"][0], le=SAMPLER_RANGES["draws"][1])
-    tune: int = Field(1000, ge=SAMPLER_RANGES["tune"][0], le=SAMPLER_RANGES["tune"][1])
-    chains: int = Field(4, ge=SAMPLER_RANGES["chains"][0], le=SAMPLER_RANGES["chains"][1])
+    tune: int = Field(DEFAULT_SAMPLER["tune"], ge=SAMPLER_RANGES["tune"][0], le=SAMPLER_RANGES["tune"][1])
+    chains: int = Field(DEFAULT_SAMPLER["chains"], ge=SAMPLER_RANGES["chains"][0], le=SAMPLER_RANGES["chains"][1])
     target_accept: float = Field(DEFAULT_SAMPLER["target_accept"], gt=0.5, lt=1.0)
     backend: Literal["auto", "nutpie", "pymc", "numpyro"] = "auto"
     seed: int = Field(20261122, ge=SAMPLER_RANGES["seed"][0], le=SAMPLER_RANGES["seed"][1])

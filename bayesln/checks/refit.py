@@ -40,7 +40,7 @@ from bayesln.hierarchy.diagnostics import GateThresholds
 from bayesln.hierarchy.fit import assemble_idata, sample_core
 from bayesln.hierarchy.model import model_from_design
 from bayesln.hierarchy.parameterize import resolve as resolve_parameterization
-from bayesln.hierarchy.priors import Priors, resolve_tau_prior
+from bayesln.hierarchy.priors import Priors, resolved_json
 from bayesln.hierarchy.result import FitResult
 from bayesln.hierarchy.retry import derive_seed
 from bayesln.hierarchy.sampling import SamplerSettings
@@ -189,9 +189,7 @@ def refit(
         changes["parameterization_chosen"] = chosen
     settings, be = _settings(result, draws, tune, chains)
     be = backend or be
-    resolved = pri.to_json_dict()
-    if not ce:
-        resolved["tau"] = resolve_tau_prior(pri.tau, des.outcome).model_dump(mode="json")
+    resolved = resolved_json(pri, des.outcome, common_effect=ce)
     bp = result.config.get("baseline_parameterization") or "centered"
     model = model_from_design(des, common_effect=ce, parameterization=form, priors=pri, baseline_parameterization=bp)
     if gate is None:

@@ -46,9 +46,10 @@ from bayesln.hierarchy.design import Design, build_design
 from bayesln.hierarchy.diagnostics import GateThresholds, run_gate
 from bayesln.hierarchy.model import model_from_design
 from bayesln.hierarchy.parameterize import resolve as resolve_parameterization
-from bayesln.hierarchy.priors import Priors, resolve_tau_prior
+from bayesln.hierarchy.priors import Priors, resolve_tau_prior, resolved_json
 from bayesln.hierarchy.result import FitResult
-from bayesln.hierarchy.retry import sample_gated
+from bayesln.hierarchy.retry import record_retries, sample_gated
+from bayesln.hierarchy.sampler_defaults import DEFAULT_SAMPLER
 from bayesln.hierarchy.sampling import (
     SamplerSettings,
     cached_nutpie_model,
@@ -56,7 +57,6 @@ from bayesln.hierarchy.sampling import (
     resolve_backend,
     sample_model,
 )
-from bayesln.spec import DEFAULT_SAMPLER
 
 __all__ = ["CORE_EXPORT", "add_exports", "assemble_idata", "bayesln_version", "compile_core", "exported_names", "fit_core", "sample_core"]
 
@@ -302,9 +302,7 @@ def compile_core(model, design, priors: Priors, *, common_effect: bool, paramete
     One compiled model per structure and options in this process
     (:func:`~bayesln.hierarchy.sampling.cached_nutpie_model`): ``fit_core`` and every refit
     of :mod:`bayesln.checks.refit` call this, so a refit samples the same code as its fit."""
-    resolved = priors.to_json_dict()
-    if not common_effect:
-        resolved["tau"] = resolve_tau_prior(priors.tau, design.outcome).model_dump(mode="json")
+    resolved = resolved_json(priors, design.outcome, common_effect=common_effect)
     form = parameterization if isinstance(parameterization, str) else tuple(bool(v) for v in parameterization)
     key = (common_effect, form, baseline_parameterization, json.dumps(resolved, sort_keys=True))
     fast = None
@@ -407,7 +405,7 @@ def fit_core(
         exchangeable baselines.
     priors : :class:`Priors` (or a dict of its fields); defaults as documented there.
     draws, tune, chains, target_accept : NUTS settings, by default those of specs
-        (:data:`bayesln.spec.DEFAULT_SAMPLER`: 4 x 2000 draws after 1000 tuning steps, target
+        (:data:`bayesln.hierarchy.sampler_defaults.DEFAULT_SAMPLER`: 4 x 2000 draws after 1000 tuning steps, target
         acceptance 0.995). With the former 4 x 1000 at 0.99, 4 of 30 simulated reviews of
         5-30 trials missed the gate on tau's ESS or R-hat at the first attempt; with these
         settings 40 of 40 reviews of 20-30 trials passed (benchmarks/calibration.py has the
@@ -444,9 +442,7 @@ def fit_core(
     form, chosen = resolve_parameterization(design, parameterization, common_effect=common_effect)
     model = model_from_design(design, common_effect=common_effect, parameterization=form, priors=priors,
                               baseline_parameterization=baseline_parameterization)
-    resolved = priors.to_json_dict()
-    if not common_effect:
-        resolved["tau"] = resolve_tau_prior(priors.tau, outcome).model_dump(mode="json")
+    resolved = resolved_json(priors, outcome, common_effect=common_effect)
     config = {
         "model": "core arm-based binomial-normal",
         **design.summary_dict(),
@@ -467,6 +463,7 @@ def fit_core(
     }
     if chosen is not None:
         config["parameterization_chosen"] = chosen
+    first = model
     posterior, stats, used, diag, final, model, log_density = sample_core(
         model, design, priors, form=form, auto=parameterization == "auto", common_effect=common_effect,
         baseline_parameterization=baseline_parameterization, settings=settings, seed=seed, backend=used,
@@ -474,12 +471,9 @@ def fit_core(
     if log_density:
         config["sampler"]["log_density"] = log_density
     config["sampler"]["retry"] = bool(retry)
-    if diag.retries:
-        config["retries"] = diag.retries
-        config["sampler"]["target_accept_final"] = final.target_accept
-        config["sampler"]["chains_final"] = int(posterior.sizes["chain"])
-        if chosen is not None and model is not None and "z" in model.named_vars and chosen["form"] != "noncentered":
-            chosen["form_final"] = "noncentered"
+    record_retries(config, diag, final, posterior)
+    if chosen is not None and model is not first:  # the structural retry's form
+        chosen["form_final"] = "noncentered"
     prior = prior_pred = None
     if prior_predictive:
         prior, prior_pred = _sample_prior_predictive(model, prior_draws, seed)

@@ -96,7 +96,7 @@ from bayesln.hierarchy.diagnostics import GateThresholds, run_gate
 from bayesln.hierarchy.fit import bayesln_version
 from bayesln.hierarchy.priors import Prior, Priors, normal, resolve_tau_prior
 from bayesln.hierarchy.result import FitResult, interval_columns
-from bayesln.hierarchy.retry import sample_gated
+from bayesln.hierarchy.retry import record_retries, sample_gated
 from bayesln.hierarchy.sampling import SamplerSettings, check_seed, resolve_backend, sample_model
 
 __all__ = [
@@ -414,10 +414,7 @@ def sample_family(
 
     posterior, stats, used, diag, final, _ = sample_gated(sample, gate_of, settings=settings, seed=seed,
                                                           retry=retry)
-    if diag.retries:
-        config["retries"] = diag.retries
-        config.setdefault("sampler", {})["target_accept_final"] = final.target_accept
-        config["sampler"]["chains_final"] = int(posterior.sizes["chain"])
+    record_retries(config, diag, final, posterior)
     base = _arviz.make_inference_data({"posterior": posterior})
     logger, level = _quiet_pymc()
     try:

@@ -72,6 +72,7 @@ __all__ = [
     "lognormal_tau2",
     "normal",
     "resolve_tau_prior",
+    "resolved_json",
     "student_t",
     "turner",
     "uniform",
@@ -402,3 +403,13 @@ def resolve_tau_prior(prior: Prior, outcome: str | None) -> Prior:
             "source": f"turner(outcome_type={outcome_type!r}, comparison_type={comparison_type!r})",
         },
     )
+
+
+def resolved_json(priors: Priors, outcome: str | None, *, common_effect: bool = False) -> dict:
+    """The core model's priors as a fit records them (``config["priors"]``) and keys its
+    compiled model: :meth:`Priors.to_json_dict` with a ``turner(...)`` tau prior resolved
+    for ``outcome`` (unless the effect is common)."""
+    resolved = priors.to_json_dict()
+    if not common_effect:
+        resolved["tau"] = resolve_tau_prior(priors.tau, outcome).model_dump(mode="json")
+    return resolved

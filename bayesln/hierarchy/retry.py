@@ -34,7 +34,7 @@ from dataclasses import replace
 import numpy as np
 import xarray as xr
 
-__all__ = ["MAX_EXTRA_BATCHES", "derive_seed", "higher_target_accept", "sample_gated", "structural"]
+__all__ = ["MAX_EXTRA_BATCHES", "derive_seed", "higher_target_accept", "record_retries", "sample_gated", "structural"]
 
 #: at most this many batches of extra chains after an ESS / R-hat shortfall
 MAX_EXTRA_BATCHES = 2
@@ -114,3 +114,14 @@ def sample_gated(sample: Callable, gate: Callable, *, settings, seed: int, retry
     diag.retries = retries
     return posterior, stats, used, diag, settings, alt
 
+
+def record_retries(config: dict, diag, final, posterior) -> None:
+    """Write the retries of :func:`sample_gated` into a fit's ``config`` (nothing when there
+    were none): ``retries``, and the final ``target_accept`` / number of chains beside the
+    requested ones in ``config["sampler"]``."""
+    if not diag.retries:
+        return
+    config["retries"] = diag.retries
+    sampler = config.setdefault("sampler", {})
+    sampler["target_accept_final"] = final.target_accept
+    sampler["chains_final"] = int(posterior.sizes["chain"])

@@ -37,6 +37,7 @@ import pymc as pm
 import xarray as xr
 
 from bayesln import _arviz
+from bayesln.hierarchy.sampler_defaults import DEFAULT_SAMPLER
 
 __all__ = ["BACKENDS", "SamplerSettings", "cached_nutpie_model", "clear_compiled_cache", "compile_nutpie", "compile_stats", "resolve_backend", "sample_model", "sample_nutpie_compiled"]
 
@@ -45,10 +46,10 @@ BACKENDS = ("auto", "nutpie", "pymc", "numpyro")
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    draws: int = 1000
-    tune: int = 1000
-    chains: int = 4
-    target_accept: float = 0.99
+    draws: int = DEFAULT_SAMPLER["draws"]
+    tune: int = DEFAULT_SAMPLER["tune"]
+    chains: int = DEFAULT_SAMPLER["chains"]
+    target_accept: float = DEFAULT_SAMPLER["target_accept"]
     cores: int | None = None
 
     def __post_init__(self):
