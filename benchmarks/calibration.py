@@ -42,11 +42,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 import warnings
-from importlib.metadata import version
 from itertools import product
 from pathlib import Path
 
@@ -55,8 +53,9 @@ import pandas as pd
 from scipy.special import expit
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _p in (ROOT, ROOT / "benchmarks"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
 from bayesln.hierarchy import fit_core  # noqa: E402
 
@@ -203,9 +202,11 @@ def summarise(grid: list[dict], issue: list[dict]) -> dict:
 
 
 def machine() -> dict:
-    return {"python": platform.python_version(), "platform": platform.platform(), "processor": platform.processor(),
-            "cpus": os.cpu_count(), "numba_cpu_name": os.environ.get("NUMBA_CPU_NAME", "host"),
-            **{p: version(p) for p in ("pymc", "nutpie", "numpy", "numba", "arviz")}}
+    """perf.py's machine description (CPU model, cores, RAM, packages, load at start) and
+    the CPU target of Numba's code."""
+    from perf import machine as perf_machine  # benchmarks/perf.py, beside this script
+
+    return {**perf_machine(), "numba_cpu_name": os.environ.get("NUMBA_CPU_NAME", "host")}
 
 
 def main(argv=None) -> int:
@@ -215,6 +216,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=20261203)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "calibration.json"))
     a = ap.parse_args(argv)
+    mach = machine()  # before the fits: its load average and CPU probe describe the start
     t0 = time.perf_counter()
     grid = run_grid(a.reps, a.seed)
     issue = run_issue(a.issue_sets, a.seed)
@@ -222,7 +224,7 @@ def main(argv=None) -> int:
                                                                       "seed": a.seed},
               "fit_core_defaults": "4 chains x 2000 draws, tune 1000, target_accept 0.995, parameterization auto, "
                                    "retry on",
-              "machine": machine(), "wall_seconds": round(time.perf_counter() - t0, 1),
+              "machine": mach, "wall_seconds": round(time.perf_counter() - t0, 1),
               "summary": summarise(grid, issue), "grid": grid, "issue_failures": issue}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
