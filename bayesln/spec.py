@@ -165,9 +165,11 @@ class ModelSection(_Section):
     #: core: each study's random effect centred or non-centred by how strongly its data
     #: inform it ("auto", bayesln.hierarchy.parameterize), or one form for every study
     parameterization: Literal["auto", "noncentered", "centered"] = "auto"
-    #: core, exchangeable baselines: centred (default; better with informative arms) or
-    #: non-centred (better with very few trials, e.g. two: no divergences)
-    baseline_parameterization: Literal["centered", "noncentered"] = "centered"
+    #: core, exchangeable baselines: "auto" (default: per study, from how strongly its
+    #: control arms inform its baseline; bayesln.hierarchy.parameterize), or one form for
+    #: every study: centred (better with informative arms) or non-centred (better with
+    #: very few trials)
+    baseline_parameterization: Literal["auto", "centered", "noncentered"] = "auto"
     # family "ordinal" (None: the fit function's default)
     link: Literal["sequential", "cumulative"] | None = None
     cutpoint_specific: bool | None = None

@@ -28,6 +28,14 @@ Two parts, both fitted with ``fit_core``'s defaults (sampler settings, ``paramet
    default priors. Reported: share passing at the first attempt (retries switched off)
    and with retries.
 
+3. **Exchangeable baselines** (``--baseline-sets``, default 60): K = 3-30 trials
+   (``baseline="exchangeable"``), small or large arms, a small (half_normal(0.2)) or large
+   (half_normal(1.0)) between-study SD of the control log-odds, truths drawn from the
+   priors the fit uses (m ~ normal(-0.6, 1), d ~ normal(0, 1), tau ~ half_normal(0.5));
+   each data set fitted once (no retry) with every ``baseline_parameterization``
+   ("centered", "noncentered", "auto"), same seed. Reported: share passing the gate per
+   form, and the coverage of the 95% intervals of m and sigma_mu under "auto".
+
 Data set ``s`` of a part has its own seed (``SeedSequence([seed, part, s])``), fit seed
 ``1000 + s``; the results are reproducible on one machine (MCMC differs between CPUs).
 
@@ -95,11 +103,33 @@ def issue_dataset(rng):
     return _frame(mu, delta, rng.integers(20, 201, K), rng.integers(20, 201, K), rng)
 
 
-def _fit(df, seed, priors=None, retry=True):
+BASELINE_SPREAD = {"small": 0.2, "large": 1.0}  # half-normal scale of sigma_mu
+BASELINE_FORMS = ("centered", "noncentered", "auto")
+
+
+def baseline_dataset(rng, s):
+    K = int(rng.integers(3, 31))
+    arms = ("small", "large")[s % 2]
+    spread = ("small", "large")[(s // 2) % 2]
+    lo, hi = ARMS[arms]
+    m = rng.normal(-0.6, 1.0)
+    sigma_mu = abs(rng.normal(0.0, BASELINE_SPREAD[spread]))
+    d = rng.normal(0.0, 1.0)
+    tau = abs(rng.normal(0.0, 0.5))
+    mu = rng.normal(m, sigma_mu, K)
+    delta = rng.normal(d, tau, K)
+    df = _frame(mu, delta, rng.integers(lo, hi + 1, K), rng.integers(lo, hi + 1, K), rng)
+    priors = {"m": "normal(-0.6, 1)", "sigma_mu": f"half_normal({BASELINE_SPREAD[spread]:g})", "d": "normal(0, 1)",
+              "tau": "half_normal(0.5)"}
+    return df, priors, {"K": K, "arms": arms, "spread": spread, "m": m, "sigma_mu": sigma_mu}
+
+
+def _fit(df, seed, priors=None, retry=True, **kw):
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        r = fit_core(df, "event", direction="benefit", seed=seed, priors=priors, prior_predictive=False, retry=retry)
+        r = fit_core(df, "event", direction="benefit", seed=seed, priors=priors, prior_predictive=False, retry=retry,
+                     **kw)
     return r, time.perf_counter() - t0
 
 
@@ -158,13 +188,34 @@ def run_issue(n: int, seed: int) -> list[dict]:
     return out
 
 
+def run_baselines(n: int, seed: int) -> list[dict]:
+    out = []
+    for s in range(n):
+        df, priors, truth = baseline_dataset(np.random.default_rng([seed, 3, s]), s)
+        rec = {"set": s, **truth}
+        for form in BASELINE_FORMS:
+            r, sec = _fit(df, 1000 + s, priors, retry=False, baseline="exchangeable", baseline_parameterization=form)
+            rec[form] = {"passed": bool(r.diagnostics.passed), "problems": list(r.diagnostics.problems),
+                         "seconds": round(sec, 3)}
+            if form == "auto":
+                chosen = r.config.get("baseline_parameterization_chosen") or {}
+                rec[form]["n_centered"] = chosen.get("n_centered")
+                rec[form]["sigma_ref"] = chosen.get("sigma_ref")
+                for name in ("m", "sigma_mu"):
+                    lo, hi = _interval(r, name)
+                    rec[f"{name}_covered"] = bool(lo <= truth[name] <= hi)
+        out.append(rec)
+        print(json.dumps({k: (v["passed"] if isinstance(v, dict) else v) for k, v in rec.items()}), flush=True)
+    return out
+
+
 def _share(x) -> dict:
     x = np.asarray(list(x), dtype=float)
     p = float(x.mean()) if x.size else float("nan")
     return {"share": round(p, 4), "n": int(x.size), "mcse": round(float(np.sqrt(p * (1 - p) / max(x.size, 1))), 4)}
 
 
-def summarise(grid: list[dict], issue: list[dict]) -> dict:
+def summarise(grid: list[dict], issue: list[dict], baselines: list[dict] = ()) -> dict:
     g = pd.DataFrame(grid)
     out: dict = {}
     if len(g):
@@ -198,6 +249,20 @@ def summarise(grid: list[dict], issue: list[dict]) -> dict:
             "passed_after_retry": _share(i["passed"]),
             "first_attempt_failures": i.loc[~i["first_attempt_passed"], ["set", "K", "first_problems"]].to_dict("records"),
         }
+    if len(baselines):
+        b = pd.DataFrame(baselines)
+        cov_se = float(np.sqrt(0.95 * 0.05 / len(b)))
+        out["exchangeable_baselines"] = {
+            "datasets": len(b),
+            "passed_first_attempt_by_form": {f: _share(b[f].map(lambda x: x["passed"])) for f in BASELINE_FORMS},
+            "passed_by_form_and_cell": {
+                f"{arms} arms, {spread} spread": {f: round(float(v[f].map(lambda x: x["passed"]).mean()), 3)
+                                                  for f in BASELINE_FORMS}
+                for (arms, spread), v in b.groupby(["arms", "spread"])},
+            "auto_centred_baselines_mean": round(float(b["auto"].map(lambda x: x["n_centered"] or 0).mean()), 2),
+            "coverage_m": {**_share(b["m_covered"]), "mcse_nominal": round(cov_se, 4)},
+            "coverage_sigma_mu": {**_share(b["sigma_mu_covered"]), "mcse_nominal": round(cov_se, 4)},
+        }
     return out
 
 
@@ -213,20 +278,33 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5, help="data sets per grid cell (40 cells)")
     ap.add_argument("--issue-sets", type=int, default=60)
+    ap.add_argument("--baseline-sets", type=int, default=60)
+    ap.add_argument("--parts", default="grid,issue,baselines", help="comma-separated subset of the parts to run")
     ap.add_argument("--seed", type=int, default=20261203)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "calibration.json"))
     a = ap.parse_args(argv)
     mach = machine()  # before the fits: its load average and CPU probe describe the start
-    t0 = time.perf_counter()
-    grid = run_grid(a.reps, a.seed)
-    issue = run_issue(a.issue_sets, a.seed)
-    result = {"benchmark": "benchmarks/calibration.py", "settings": {"reps": a.reps, "issue_sets": a.issue_sets,
-                                                                      "seed": a.seed},
-              "fit_core_defaults": "4 chains x 2000 draws, tune 1000, target_accept 0.995, parameterization auto, "
-                                   "retry on",
-              "machine": mach, "wall_seconds": round(time.perf_counter() - t0, 1),
-              "summary": summarise(grid, issue), "grid": grid, "issue_failures": issue}
+    parts = set(a.parts.split(","))
     out = Path(a.out)
+    # parts not run this time are carried over from the existing results file, with the
+    # machine and settings they were measured with
+    previous = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    runs = dict(previous.get("runs", {}))
+    data = {"grid": previous.get("grid", []), "issue": previous.get("issue_failures", []),
+            "baselines": previous.get("exchangeable_baselines", [])}
+    settings = {"seed": a.seed}
+    for part, run, kw in (("grid", run_grid, {"reps": a.reps}), ("issue", run_issue, {"issue_sets": a.issue_sets}),
+                          ("baselines", run_baselines, {"baseline_sets": a.baseline_sets})):
+        if part in parts:
+            t0 = time.perf_counter()
+            data[part] = run(next(iter(kw.values())), a.seed)
+            runs[part] = {"settings": {**settings, **kw}, "machine": mach,
+                          "wall_seconds": round(time.perf_counter() - t0, 1)}
+    result = {"benchmark": "benchmarks/calibration.py",
+              "fit_core_defaults": "4 chains x 2000 draws, tune 1000, target_accept 0.995, parameterization auto, "
+                                   "baseline_parameterization auto, retry on",
+              "runs": runs, "summary": summarise(data["grid"], data["issue"], data["baselines"]),
+              "grid": data["grid"], "issue_failures": data["issue"], "exchangeable_baselines": data["baselines"]}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1, default=float) + "\n", encoding="utf-8")

@@ -46,6 +46,12 @@ CASES = [
     ({"parameterization": "alternate"}, {}),
     ({"parameterization": "alternate", "baseline": "exchangeable", "effect_modifiers": ["regimen"]},
      {"tau": "half_cauchy(0.5)"}),
+    # per-study centring of exchangeable baselines (baseline_parameterization="auto" may choose it):
+    # studies 1, 3, 5, ... centred
+    ({"baseline": "exchangeable", "baseline_parameterization": "alternate"}, {}),
+    ({"baseline": "exchangeable", "baseline_parameterization": "alternate", "parameterization": "alternate",
+      "baseline_covariates": ["phase"]}, {"sigma_mu": "half_cauchy(1)"}),
+    ({"baseline": "exchangeable", "baseline_parameterization": "alternate", "common_effect": True}, {}),
 ]
 
 
@@ -58,9 +64,15 @@ def _setup(data, opts, prior_kw):
     opts = dict(opts)
     priors = Priors.model_validate(prior_kw)
     model_opts = {k: opts.pop(k) for k in ("common_effect", "parameterization", "baseline_parameterization") if k in opts}
-    if model_opts.get("parameterization") == "alternate":
+    # a case that names no form means the fixed defaults of model_from_design, not "auto"
+    model_opts.setdefault("parameterization", "noncentered")
+    model_opts.setdefault("baseline_parameterization", "centered")
+    if "alternate" in (model_opts.get("parameterization"), model_opts.get("baseline_parameterization")):
         n_studies = build_core_model(data, OUTCOME, priors=priors, **opts)[1].n_studies
-        model_opts["parameterization"] = [i % 2 == 0 for i in range(n_studies)]
+        if model_opts.get("parameterization") == "alternate":
+            model_opts["parameterization"] = [i % 2 == 0 for i in range(n_studies)]
+        if model_opts.get("baseline_parameterization") == "alternate":
+            model_opts["baseline_parameterization"] = [i % 2 == 1 for i in range(n_studies)]
     model, design = build_core_model(data, OUTCOME, priors=priors, **model_opts, **opts)
     tau = resolve_tau_prior(priors.tau, OUTCOME)
     kw = dict(common_effect=model_opts.get("common_effect", False),
@@ -139,7 +151,14 @@ def scipy_logp(x, design, priors, tau_prior, kw, lay):
             g = pt["gamma"]
             lp += sum(_loc_logpdf(priors.gamma_for(c), g[j]) for j, c in enumerate(design.baseline_names))
             loc = loc + design.Z_baseline @ g
-        mu, lpm = _hierarchical(kw["baseline_parameterization"] == "centered", pt, "mu", "mu_raw", loc, sig)
+        bpar = kw["baseline_parameterization"]
+        if isinstance(bpar, str):
+            mu, lpm = _hierarchical(bpar == "centered", pt, "mu", "mu_raw", loc, sig)
+        else:  # per study: mu_raw is mu where centred, (mu - loc) / sigma_mu elsewhere
+            c = np.asarray(bpar, dtype=bool)
+            raw = pt["mu_raw"]
+            mu = np.where(c, raw, loc + sig * raw)
+            lpm = stats.norm(loc[c], sig).logpdf(raw[c]).sum() + stats.norm().logpdf(raw[~c]).sum()
         lp += lpm
     d = float(pt["d"])
     lp += _loc_logpdf(priors.d, d)
@@ -227,7 +246,8 @@ def test_likelihood_is_exact_far_in_the_tails(data):
         np.testing.assert_allclose(g[:S], gmu, rtol=1e-12, atol=1e-9)
 
 
-@pytest.mark.parametrize("opts,prior_kw", CASES[:3] + CASES[8:11], ids=["c0", "c1", "c2", "c8", "c9", "c10"])
+@pytest.mark.parametrize("opts,prior_kw", CASES[:3] + CASES[8:11] + CASES[15:18],
+                         ids=["c0", "c1", "c2", "c8", "c9", "c10", "c15", "c16", "c17"])
 def test_trace_values_are_the_models_derived_variables(data, opts, prior_kw):
     model, design, priors, tau, kw, u, lay = _setup(data, opts, prior_kw)
     x = np.random.default_rng(3).normal(size=lay.n_dim)
@@ -242,7 +262,7 @@ def test_trace_values_are_the_models_derived_variables(data, opts, prior_kw):
     np.testing.assert_allclose(got["eta"], ref["eta"], rtol=1e-12)
     if "delta" in got and "delta" not in _split(x, lay):
         np.testing.assert_allclose(got["delta"], ref["delta"], rtol=1e-12)
-    if "mu_raw" in _split(x, lay):
+    if "mu_raw" in _split(x, lay):  # non-centred or per-study baselines: mu is a derived variable
         np.testing.assert_allclose(got["mu"], ref["mu"], rtol=1e-12)
     # every trace variable is one of the PyMC model's variables, with its dims
     named = set(model.named_vars)

@@ -137,7 +137,7 @@ def test_model_variables_and_dims():
     m, _ = build_core_model(DATA, "total_response", common_effect=True)
     assert {v.name for v in m.free_RVs} == {"mu", "d"}
     m, d = build_core_model(DATA, "total_response", baseline="exchangeable", baseline_covariates=["mean_age"],
-                            effect_modifiers=["mean_age"])
+                            effect_modifiers=["mean_age"], baseline_parameterization="centered")
     assert {v.name for v in m.free_RVs} == {"m", "sigma_mu", "mu", "gamma", "d", "tau", "z", "beta"}
     assert list(m.coords["covariate"]) == ["mean_age"] and list(m.coords["baseline_covariate"]) == ["mean_age"]
     m, _ = build_core_model(DATA, "total_response", baseline="exchangeable", baseline_parameterization="noncentered")

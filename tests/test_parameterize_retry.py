@@ -22,7 +22,15 @@ from bayesln.hierarchy import fit_core
 from bayesln.hierarchy.design import build_design
 from bayesln.hierarchy.diagnostics import Diagnostics, GateThresholds
 from bayesln.hierarchy.model import model_from_design
-from bayesln.hierarchy.parameterize import choose, reference_tau, resolve, study_log_or_variance
+from bayesln.hierarchy.parameterize import (
+    baseline_log_odds_variance,
+    choose,
+    choose_baseline,
+    reference_tau,
+    resolve,
+    resolve_baseline,
+    study_log_or_variance,
+)
 from bayesln.hierarchy.retry import MAX_EXTRA_BATCHES, derive_seed, higher_target_accept, sample_gated
 from bayesln.hierarchy.sampling import SamplerSettings
 
@@ -113,6 +121,74 @@ def test_flags_of_the_wrong_length_are_refused():
         model_from_design(des, parameterization=[True])
     with pytest.raises(ValueError, match="auto"):
         model_from_design(des, parameterization="sideways")
+
+
+# ---------------------------------------------------------------------------- baselines
+def _exch(rows, **kw):
+    return build_design(_df(rows), "event", direction="benefit", baseline="exchangeable", warn=False, **kw)
+
+
+def test_baseline_variance_is_the_control_log_odds_variance():
+    des = _exch([(10, 40, 5, 42), (3, 30, 0, 31)])
+    y, v = baseline_log_odds_variance(des)
+    assert y[0] == pytest.approx(math.log(5 / 37), rel=1e-12)
+    assert v[0] == pytest.approx(1 / 5 + 1 / 37, rel=1e-12)
+    # zero events in the control arm: 0.5 added to both of its cells
+    assert v[1] == pytest.approx(1 / 0.5 + 1 / 31.5, rel=1e-12)
+
+
+def test_baselines_centred_where_control_arms_are_precise_and_baselines_spread():
+    from bayesln.frequentist.models import tau2_dl, tau2_qprofile_ci
+
+    # control risks 10%-70% in large trials (clear spread of baselines), two tiny trials
+    rows = [(120, 1000, 100, 1000), (400, 1000, 300, 1000), (600, 1000, 500, 1000), (800, 1000, 700, 1000),
+            (2, 6, 1, 5), (1, 4, 2, 4)]
+    des = _exch(rows)
+    y, v = baseline_log_odds_variance(des)
+    lo = tau2_qprofile_ci(y, v, tau2_dl(y, v))[0]
+    flags, record = choose_baseline(des)
+    assert record["sigma_ref"] == pytest.approx(math.sqrt(lo), rel=1e-12)
+    assert flags == tuple(bool(x) for x in v < lo) == (True,) * 4 + (False, False)
+    form, rec = resolve_baseline(des, "auto")
+    assert form == flags and rec["form"] == "mixed"
+    model = model_from_design(des, baseline_parameterization=form)
+    assert "mu_raw" in model.named_vars and "centered_baseline" in model.named_vars
+    # identical control arms: no spread of baselines -> every baseline non-centred
+    same = _exch([(300, 1000, 200, 1000)] * 6)
+    assert resolve_baseline(same, "auto")[0] == "noncentered"
+    # independent baselines: nothing to parameterise
+    assert resolve_baseline(_design(rows), "auto") == ("centered", None)
+
+
+def test_baseline_reference_with_covariates_is_the_residual_q_profile_limit():
+    # closed form of metafor's Q_E with moderators: Q_E(t) = y' P y, P = W - W X (X' W X)^-1 X' W,
+    # W = diag(1 / (v + t)); the lower limit solves Q_E(t) = chi2_{0.975}(k - p)
+    from scipy import stats
+
+    rng = np.random.default_rng(4)
+    k = 12
+    x = np.linspace(-1, 1, k)
+    v = rng.uniform(0.01, 0.05, k)
+    y = -0.5 + 1.5 * x + rng.normal(0, 0.4, k)
+    lo = reference_tau(y, v, X=x[:, None])
+
+    def qe(t):
+        W = np.diag(1 / (v + t))
+        X = np.column_stack([np.ones(k), x])
+        P = W - W @ X @ np.linalg.inv(X.T @ W @ X) @ X.T @ W
+        return y @ P @ y
+
+    assert qe(lo**2) == pytest.approx(stats.chi2.isf(0.025, k - 2), rel=1e-8)
+    # the covariate explains most of the spread: without it the limit is far higher
+    assert reference_tau(y, v) > 2 * lo > 0
+
+
+def test_baseline_auto_is_recorded_and_refused_when_misspelt():
+    des = _exch([(10, 40, 5, 42), (3, 30, 4, 31)])
+    with pytest.raises(ValueError, match="baseline_parameterization"):
+        model_from_design(des, baseline_parameterization="sideways")
+    with pytest.raises(ValueError, match="baseline_parameterization: one flag"):
+        model_from_design(des, baseline_parameterization=[True])
 
 
 # ---------------------------------------------------------------------------- the retry rules

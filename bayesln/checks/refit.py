@@ -40,6 +40,7 @@ from bayesln.hierarchy.diagnostics import GateThresholds
 from bayesln.hierarchy.fit import assemble_idata, sample_core
 from bayesln.hierarchy.model import model_from_design
 from bayesln.hierarchy.parameterize import resolve as resolve_parameterization
+from bayesln.hierarchy.parameterize import resolve_baseline
 from bayesln.hierarchy.priors import Priors, resolved_json
 from bayesln.hierarchy.result import FitResult
 from bayesln.hierarchy.retry import derive_seed
@@ -190,7 +191,10 @@ def refit(
     settings, be = _settings(result, draws, tune, chains)
     be = backend or be
     resolved = resolved_json(pri, des.outcome, common_effect=ce)
-    bp = result.config.get("baseline_parameterization") or "centered"
+    bp_requested = result.config.get("baseline_parameterization") or "centered"
+    bp, bchosen = resolve_baseline(des, bp_requested if isinstance(bp_requested, str) else tuple(bp_requested))
+    if bchosen is not None:
+        changes["baseline_parameterization_chosen"] = bchosen
     model = model_from_design(des, common_effect=ce, parameterization=form, priors=pri, baseline_parameterization=bp)
     if gate is None:
         th = getattr(getattr(result, "diagnostics", None), "thresholds", None)
@@ -203,7 +207,8 @@ def refit(
         warnings.simplefilter("ignore", RuntimeWarning)
         posterior, stats, used, diag, _, _, _ = sample_core(
             model, des, pri, form=form, auto=requested == "auto", common_effect=ce, baseline_parameterization=bp,
-            settings=settings, seed=seed, backend=be, progressbar=progressbar, retry=retry, gate=gate)
+            settings=settings, seed=seed, backend=be, progressbar=progressbar, retry=retry, gate=gate,
+            baseline_auto=bp_requested == "auto")
     config = json.loads(json.dumps(result.config, default=str))
     config.update(common_effect=ce, priors=resolved)
     config["effect_modifiers"] = list(des.effect_names)

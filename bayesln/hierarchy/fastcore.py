@@ -46,7 +46,8 @@ _H_LEN, _H_A, _H_S, _H_P, _H_Q, _H_EXCH, _H_COMMON, _H_CDELTA, _H_CMU, _H_NDIM =
 _H_OPRI, _H_OEV, _H_ON, _H_OCONST, _H_OSTUDY, _H_OTREAT, _H_OX, _H_OZ = range(10, 18)
 _H_XMU, _H_XM, _H_XSIG, _H_XGAM, _H_XD, _H_XTAU, _H_XZ, _H_XBETA, _H_NEXP = range(18, 27)
 _H_OCDEL = 27  # offset of the per-study centring flags of delta (1 centred, 0 non-centred)
-_HEADER = 28
+_H_OCMU = 28  # offset of the per-study centring flags of exchangeable baselines mu
+_HEADER = 29
 _PSLOT = 5  # a prior: family, p1, p2, p3, log normalising constant
 _PRI_D, _PRI_TAU, _PRI_MU, _PRI_M, _PRI_SIG = range(5)  # then beta (P), gamma (Q)
 
@@ -167,8 +168,8 @@ def _core(x, u, g, out):
     values into out (when out.size)."""
     A, S, P, Q = int(u[_H_A]), int(u[_H_S]), int(u[_H_P]), int(u[_H_Q])
     exch, common = u[_H_EXCH] > 0, u[_H_COMMON] > 0
-    cdelta, cmu = u[_H_CDELTA] > 0, u[_H_CMU] > 0  # cdelta: every study's delta centred
-    ocdel = int(u[_H_OCDEL])
+    cdelta, cmu = u[_H_CDELTA] > 0, u[_H_CMU] > 0  # every study's delta / mu centred
+    ocdel, ocmu = int(u[_H_OCDEL]), int(u[_H_OCMU])
     opri, oev, on, oc = int(u[_H_OPRI]), int(u[_H_OEV]), int(u[_H_ON]), int(u[_H_OCONST])
     ost, otr, ox, oz = int(u[_H_OSTUDY]), int(u[_H_OTREAT]), int(u[_H_OX]), int(u[_H_OZ])
     xmu, xm, xsig, xgam = int(u[_H_XMU]), int(u[_H_XM]), int(u[_H_XSIG]), int(u[_H_XGAM])
@@ -213,7 +214,7 @@ def _core(x, u, g, out):
             loc = x[xm]
             for q in range(Q):
                 loc += u[oz + s * Q + q] * x[xgam + q]
-            if cmu:  # mu_s ~ N(loc, sig)
+            if u[ocmu + s] > 0:  # mu_s ~ N(loc, sig)
                 m_s = x[xmu + s]
                 r = (m_s - loc) / sig
                 lp += -0.5 * r * r - math.log(sig) - 0.5 * _LOG2PI
@@ -300,7 +301,7 @@ def _core(x, u, g, out):
     if grad:
         # chain rule back to the sampled parameters
         for s in range(S):
-            if not exch or cmu:
+            if not exch or u[ocmu + s] > 0:
                 g[xmu + s] += gmu[s]
             else:
                 g[xmu + s] += sig * gmu[s]
@@ -439,7 +440,8 @@ def _pack(design, priors, tau_prior, *, common_effect, parameterization, baselin
     mask = study_mask(parameterization, S)
     kind = mask_kind(mask)
     cdelta = kind == "centered"
-    cmu = baseline_parameterization == "centered"
+    bmask = study_mask(baseline_parameterization, S, what="baseline_parameterization")
+    cmu = mask_kind(bmask) == "centered"
     shared = _shared_data(design, events, n, X, Z, const)
     events, n, const = shared["events_data"], shared["n_data"], shared["binom_const"]
     X = shared.get("X_effect", np.zeros((A, 0))).reshape(A, P)
@@ -466,7 +468,7 @@ def _pack(design, priors, tau_prior, *, common_effect, parameterization, baselin
         add("sig", _scale_value_name("sigma_mu", priors.sigma_mu), (), [_scale_start(priors.sigma_mu)])
         if Q:
             add("gam", "gamma", (Q,), [loc(priors.gamma_for(c)) for c in design.baseline_names])
-        add("mu", "mu" if cmu else "mu_raw", (S,), [loc(priors.m) if cmu else 0.0] * S)
+        add("mu", "mu" if cmu else "mu_raw", (S,), [loc(priors.m) if c else 0.0 for c in bmask])
     add("d", "d", (), [loc(priors.d)])
     if not common_effect:
         add("tau", _scale_value_name("tau", tau_prior), (), [_scale_start(tau_prior)])
@@ -498,7 +500,8 @@ def _pack(design, priors, tau_prior, *, common_effect, parameterization, baselin
               *[priors.gamma_for(c) for c in design.baseline_names]):
         pri.extend(_encode_prior(p))
     blocks = [np.asarray(pri, float), events, n, const, design.arm_study.astype(float),
-              design.treated.astype(float), X.ravel(), Z.ravel(), np.asarray(mask, dtype=float)]
+              design.treated.astype(float), X.ravel(), Z.ravel(), np.asarray(mask, dtype=float),
+              np.asarray(bmask, dtype=float)]
     header = np.zeros(_HEADER)
     pos = _HEADER
     offsets = []
@@ -509,8 +512,8 @@ def _pack(design, priors, tau_prior, *, common_effect, parameterization, baselin
     header[_H_A], header[_H_S], header[_H_P], header[_H_Q] = A, S, P, Q
     header[_H_EXCH], header[_H_COMMON], header[_H_CDELTA], header[_H_CMU] = exch, common_effect, cdelta, cmu
     header[_H_NDIM] = n_dim
-    header[_H_OPRI:_H_OZ + 1] = offsets[:-1]
-    header[_H_OCDEL] = offsets[-1]
+    header[_H_OPRI:_H_OZ + 1] = offsets[:-2]
+    header[_H_OCDEL], header[_H_OCMU] = offsets[-2:]
     for slot, key in ((_H_XMU, "mu"), (_H_XM, "m"), (_H_XSIG, "sig"), (_H_XGAM, "gam"), (_H_XD, "d"),
                       (_H_XTAU, "tau"), (_H_XZ, "z"), (_H_XBETA, "beta")):
         header[slot] = off.get(key, -1)

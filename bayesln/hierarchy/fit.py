@@ -46,6 +46,7 @@ from bayesln.hierarchy.design import Design, build_design
 from bayesln.hierarchy.diagnostics import GateThresholds, run_gate
 from bayesln.hierarchy.model import model_from_design
 from bayesln.hierarchy.parameterize import resolve as resolve_parameterization
+from bayesln.hierarchy.parameterize import resolve_baseline
 from bayesln.hierarchy.priors import Priors, resolve_tau_prior, resolved_json
 from bayesln.hierarchy.result import FitResult
 from bayesln.hierarchy.retry import record_retries, sample_gated
@@ -71,7 +72,8 @@ CORE_EXPORT: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {
         "m": (_C, "mean baseline log-odds (when baselines are exchangeable)"),
         "sigma_mu": (_C, "between-study SD of the baseline log-odds (when baselines are exchangeable)"),
         "mu_raw": (_C + ("study",), ("standardised baselines (mu - m - Z.gamma) / sigma_mu (when exchangeable "
-                                    "baselines are non-centred)")),
+                                    "baselines are non-centred; where the data-driven choice centres a study, "
+                                    "its mu itself: config['baseline_parameterization_chosen'] says which)")),
         "gamma": (_C + ("baseline_covariate",), ("baseline log-odds per unit of each transformed baseline covariate "
                                                 "(when there are baseline covariates)")),
         "d": (_C, "pooled log odds ratio, treated vs control (at the covariate reference values)"),
@@ -294,8 +296,12 @@ def _fastcore():
     return fastcore
 
 
+def _form_key(form):
+    return form if isinstance(form, str) else tuple(bool(v) for v in form)
+
+
 def compile_core(model, design, priors: Priors, *, common_effect: bool, parameterization,
-                 baseline_parameterization: str):
+                 baseline_parameterization):
     """The nutpie-compiled core ``model`` (built by ``model_from_design`` from ``design``
     with these options) and a label of its log density: the cached Numba kernel
     (:mod:`bayesln.hierarchy.fastcore`) when it covers the model, else PyTensor's code.
@@ -303,8 +309,8 @@ def compile_core(model, design, priors: Priors, *, common_effect: bool, paramete
     (:func:`~bayesln.hierarchy.sampling.cached_nutpie_model`): ``fit_core`` and every refit
     of :mod:`bayesln.checks.refit` call this, so a refit samples the same code as its fit."""
     resolved = resolved_json(priors, design.outcome, common_effect=common_effect)
-    form = parameterization if isinstance(parameterization, str) else tuple(bool(v) for v in parameterization)
-    key = (common_effect, form, baseline_parameterization, json.dumps(resolved, sort_keys=True))
+    form, bform = _form_key(parameterization), _form_key(baseline_parameterization)
+    key = (common_effect, form, bform, json.dumps(resolved, sort_keys=True))
     fast = None
     fastcore = _fastcore()
     if fastcore is not None and fastcore.enabled() and fastcore.supports(design, priors):
@@ -313,7 +319,7 @@ def compile_core(model, design, priors: Priors, *, common_effect: bool, paramete
         def fast():
             return fastcore.compile_fast_core(
                 model, design, priors, tau_prior, common_effect=common_effect,
-                parameterization=form, baseline_parameterization=baseline_parameterization,
+                parameterization=form, baseline_parameterization=bform,
             )
 
         key = key + ("fastcore",)
@@ -321,37 +327,58 @@ def compile_core(model, design, priors: Priors, *, common_effect: bool, paramete
     return compiled, ("bayesln fastcore kernel (Numba, cached)" if fast else "PyTensor (Numba)")
 
 
+#: the forms the structural retry of a data-driven ("auto") choice falls back to: every study
+#: effect non-centred, every exchangeable baseline centred (the fixed defaults before "auto")
+FALLBACK_FORMS = ("noncentered", "centered")
+
+
 def sample_core(model, design, priors: Priors, *, form, auto: bool, common_effect: bool,
-                baseline_parameterization: str, settings: SamplerSettings, seed: int, backend: str,
-                progressbar, retry: bool, gate: GateThresholds):
-    """NUTS on the core ``model`` (form ``form``) with the gate and the automatic retries
-    of :mod:`bayesln.hierarchy.retry`; for ``parameterization="auto"`` (``auto``) with some
-    studies centred, the structural retry samples every study non-centred. ``fit_core``
-    and every refit (:mod:`bayesln.checks.refit`) sample through this.
+                baseline_parameterization, settings: SamplerSettings, seed: int, backend: str,
+                progressbar, retry: bool, gate: GateThresholds, baseline_auto: bool = False):
+    """NUTS on the core ``model`` (study-effect form ``form``, baseline form
+    ``baseline_parameterization``, each resolved) with the gate and the automatic retries
+    of :mod:`bayesln.hierarchy.retry`. When a form was chosen by the data (``auto`` /
+    ``baseline_auto``) and differs from :data:`FALLBACK_FORMS`, the structural retry samples
+    those forms instead. ``fit_core`` and every refit (:mod:`bayesln.checks.refit`) sample
+    through this.
 
     Returns (posterior, sample_stats, backend used, diagnostics, final settings, the model
     sampled last, label of its log density or None)."""
-    models = {False: (model, form)}
-    if auto and form != "noncentered" and not common_effect:
-        models[True] = (None, "noncentered")  # built when the structural retry needs it
+    forms = (_form_key(form), _form_key(baseline_parameterization))
+    if common_effect:
+        forms_alt = (forms[0], FALLBACK_FORMS[1] if baseline_auto else forms[1])
+    else:
+        forms_alt = (FALLBACK_FORMS[0] if auto else forms[0], FALLBACK_FORMS[1] if baseline_auto else forms[1])
+    if design.baseline == "independent":
+        forms_alt = (forms_alt[0], forms[1])
+    models = {False: (model, forms)}
+    if forms_alt != forms:
+        models[True] = (None, forms_alt)  # built when the structural retry needs it
     label = {}
 
     def sample(s, sd, alternative):
-        m, f = models[alternative]
+        m, (f, bf) = models[alternative]
         if m is None:
             m = model_from_design(design, common_effect=common_effect, parameterization=f, priors=priors,
-                                  baseline_parameterization=baseline_parameterization)
-            models[alternative] = (m, f)
+                                  baseline_parameterization=bf)
+            models[alternative] = (m, (f, bf))
         compiled = None
         if backend == "nutpie":
             compiled, label["log_density"] = compile_core(
-                m, design, priors, common_effect=common_effect, parameterization=f,
-                baseline_parameterization=baseline_parameterization)
+                m, design, priors, common_effect=common_effect, parameterization=f, baseline_parameterization=bf)
         return sample_model(m, settings=s, seed=sd, backend=backend, progressbar=progressbar, compiled=compiled)
+
+    def describe():
+        parts = []
+        if forms_alt[0] != forms[0]:
+            parts.append("every study effect non-centred")
+        if forms_alt[1] != forms[1]:
+            parts.append("every baseline centred")
+        return " and ".join(parts)
 
     posterior, stats, used, diag, final, alt = sample_gated(
         sample, lambda p, st: run_gate(p, st, gate, warn=False), settings=settings, seed=seed, retry=retry,
-        alternative=(lambda: "every study non-centred") if True in models else None)
+        alternative=describe if True in models else None)
     return posterior, stats, used, diag, final, models[alt][0], label.get("log_density")
 
 
@@ -378,7 +405,7 @@ def fit_core(
     gate: GateThresholds = GateThresholds(),
     direction: str | None = None,
     cores: int | None = None,
-    baseline_parameterization: str = "centered",
+    baseline_parameterization: str | Iterable[bool] = "auto",
     retry: bool = True,
 ) -> FitResult:
     """Fit the arm-based binomial-normal random-effects model to one binary outcome.
@@ -401,8 +428,13 @@ def fit_core(
         spread (:mod:`bayesln.hierarchy.parameterize`; the choice is recorded in
         ``config["parameterization_chosen"]``); ``"noncentered"`` or ``"centered"`` for
         every study; or one boolean per study (True: centred).
-    baseline_parameterization : ``"centered"`` (default) or ``"noncentered"``
-        exchangeable baselines.
+    baseline_parameterization : ``"auto"`` (default): each study's exchangeable baseline
+        centred or non-centred by how strongly its control arms inform it relative to the
+        between-study spread of baselines (:func:`bayesln.hierarchy.parameterize.choose_baseline`;
+        recorded in ``config["baseline_parameterization_chosen"]``); ``"centered"``,
+        ``"noncentered"`` or one boolean per study. On 80 simulated reviews of 3-30 trials
+        with exchangeable baselines (benchmarks/calibration.py), "auto" passed the gate at the
+        first attempt more often than either fixed form (results/calibration.json).
     priors : :class:`Priors` (or a dict of its fields); defaults as documented there.
     draws, tune, chains, target_accept : NUTS settings, by default those of specs
         (:data:`bayesln.hierarchy.sampler_defaults.DEFAULT_SAMPLER`: 4 x 2000 draws after 1000 tuning steps, target
@@ -440,15 +472,17 @@ def fit_core(
         direction=direction,
     )
     form, chosen = resolve_parameterization(design, parameterization, common_effect=common_effect)
+    bform, bchosen = resolve_baseline(design, baseline_parameterization)
     model = model_from_design(design, common_effect=common_effect, parameterization=form, priors=priors,
-                              baseline_parameterization=baseline_parameterization)
+                              baseline_parameterization=bform)
     resolved = resolved_json(priors, outcome, common_effect=common_effect)
     config = {
         "model": "core arm-based binomial-normal",
         **design.summary_dict(),
         "common_effect": bool(common_effect),
         "parameterization": parameterization if isinstance(parameterization, str) else [bool(v) for v in form],
-        "baseline_parameterization": baseline_parameterization if baseline == "exchangeable" else None,
+        "baseline_parameterization": ((baseline_parameterization if isinstance(baseline_parameterization, str)
+                                       else [bool(v) for v in bform]) if baseline == "exchangeable" else None),
         "priors": resolved,
         "sampler": {
             "backend_requested": backend,
@@ -463,17 +497,23 @@ def fit_core(
     }
     if chosen is not None:
         config["parameterization_chosen"] = chosen
+    if bchosen is not None:
+        config["baseline_parameterization_chosen"] = bchosen
     first = model
     posterior, stats, used, diag, final, model, log_density = sample_core(
         model, design, priors, form=form, auto=parameterization == "auto", common_effect=common_effect,
-        baseline_parameterization=baseline_parameterization, settings=settings, seed=seed, backend=used,
-        progressbar=progressbar, retry=retry, gate=gate)
+        baseline_parameterization=bform, settings=settings, seed=seed, backend=used,
+        progressbar=progressbar, retry=retry, gate=gate,
+        baseline_auto=isinstance(baseline_parameterization, str) and baseline_parameterization == "auto")
     if log_density:
         config["sampler"]["log_density"] = log_density
     config["sampler"]["retry"] = bool(retry)
     record_retries(config, diag, final, posterior)
-    if chosen is not None and model is not first:  # the structural retry's form
-        chosen["form_final"] = "noncentered"
+    if model is not first:  # the structural retry's forms
+        if chosen is not None:
+            chosen["form_final"] = FALLBACK_FORMS[0]
+        if bchosen is not None:
+            bchosen["form_final"] = FALLBACK_FORMS[1]
     prior = prior_pred = None
     if prior_predictive:
         prior, prior_pred = _sample_prior_predictive(model, prior_draws, seed)

@@ -27,9 +27,13 @@ non-centred; the data container ``centered_study``)::
 (Gorinova, Moore & Hoffman 2020, "Automatic reparameterisation of probabilistic programs",
 with lambda restricted to 0 / 1): delta_raw_i is delta_i where lambda_i = 1 and
 (delta_i - d) / tau where lambda_i = 0, so the model is the same for every choice; only
-the geometry the sampler sees changes. Exchangeable baselines are centred by default
-(``baseline_parameterization="noncentered"`` gives ``mu_i = m + z_i . gamma +
-sigma_mu * mu_raw_i``).
+the geometry the sampler sees changes. Exchangeable baselines are centred in
+:func:`model_from_design` by default (``build_core_model`` and ``fit_core`` choose per
+study, ``"auto"``); ``baseline_parameterization="noncentered"`` gives ``mu_i = m + z_i . gamma +
+sigma_mu * mu_raw_i``; per-study flags (``"auto"``: :func:`~bayesln.hierarchy.parameterize.choose_baseline`)
+sample ``mu_raw_i ~ Normal(kappa_i * loc_i, sigma_mu ** kappa_i)`` with
+``mu_i = loc_i + sigma_mu ** (1 - kappa_i) * (mu_raw_i - kappa_i * loc_i)``, ``kappa_i`` the data
+container ``centered_baseline`` (``loc_i = m + z_i . gamma``).
 
 Posterior variables: ``d``, ``tau``, ``beta`` (dim ``covariate``), ``gamma`` (dim
 ``baseline_covariate``), ``m``, ``sigma_mu``, ``mu`` and ``delta`` (dim ``study``),
@@ -60,17 +64,18 @@ __all__ = ["build_core_model", "mask_kind", "model_from_design", "study_mask"]
 PARAMETERIZATIONS = ("noncentered", "centered")
 
 
-def study_mask(parameterization, n_studies: int) -> tuple[bool, ...]:
-    """The per-study centring flags (True: centred) of a resolved ``parameterization``:
-    ``"noncentered"``, ``"centered"`` or a sequence of ``n_studies`` booleans / 0-1."""
+def study_mask(parameterization, n_studies: int, *, what: str = "parameterization") -> tuple[bool, ...]:
+    """The per-study centring flags (True: centred) of a resolved ``parameterization``
+    (or ``baseline_parameterization``, named by ``what`` in errors): ``"noncentered"``,
+    ``"centered"`` or a sequence of ``n_studies`` booleans / 0-1."""
     if isinstance(parameterization, str):
         if parameterization not in PARAMETERIZATIONS:
-            raise ValueError(f"parameterization must be 'auto', one of {PARAMETERIZATIONS} or one flag per study, "
+            raise ValueError(f"{what} must be 'auto', one of {PARAMETERIZATIONS} or one flag per study, "
                              f"not {parameterization!r}")
         return (parameterization == "centered",) * n_studies
     mask = tuple(bool(v) for v in parameterization)
     if len(mask) != n_studies or any(v not in (0, 1, True, False) for v in parameterization):
-        raise ValueError(f"parameterization: one flag (True = centred) per study is needed, {n_studies} studies; "
+        raise ValueError(f"{what}: one flag (True = centred) per study is needed, {n_studies} studies; "
                          f"got {list(parameterization)!r}")
     return mask
 
@@ -155,8 +160,8 @@ def model_from_design(
     bundled and edge-case data, non-centred baselines failed the gate twice on R-hat, centred
     baselines never)."""
     mask = study_mask(parameterization, design.n_studies)
-    if baseline_parameterization not in PARAMETERIZATIONS:
-        raise ValueError(f"baseline_parameterization must be one of {PARAMETERIZATIONS}, not {baseline_parameterization!r}")
+    bmask = study_mask(baseline_parameterization, design.n_studies, what="baseline_parameterization")
+    bkind = mask_kind(bmask)
     priors = priors if priors is not None else Priors()
     unknown = set(priors.beta_overrides) - set(design.effect_names)
     if unknown:
@@ -189,8 +194,12 @@ def model_from_design(
                 Z = pm.Data("Z_baseline", design.Z_baseline, dims=("study", "baseline_covariate"))
                 gamma = _vector_rv("gamma", [priors.gamma_for(c) for c in design.baseline_names], "baseline_covariate")
                 loc = m + (Z * gamma[None, :]).sum(axis=1)
-            if baseline_parameterization == "centered":
+            if bkind == "centered":
                 mu = pm.Normal("mu", mu=loc, sigma=sigma_mu, dims="study")
+            elif bkind == "mixed":
+                blam = pm.Data("centered_baseline", np.asarray(bmask, dtype=float), dims="study")
+                raw = pm.Normal("mu_raw", mu=blam * loc, sigma=sigma_mu**blam, dims="study")
+                mu = pm.Deterministic("mu", loc + sigma_mu ** (1.0 - blam) * (raw - blam * loc), dims="study")
             else:
                 mu_raw = pm.Normal("mu_raw", 0.0, 1.0, dims="study")
                 mu = pm.Deterministic("mu", loc + sigma_mu * mu_raw, dims="study")
@@ -258,7 +267,7 @@ def build_core_model(
     parameterization="auto",
     priors: Priors | None = None,
     direction: str | None = None,
-    baseline_parameterization: str = "centered",
+    baseline_parameterization="auto",
 ) -> tuple[pm.Model, Design]:
     """The PyMC model and its :class:`Design` for one binary outcome.
 
@@ -266,8 +275,9 @@ def build_core_model(
     events, n, plus the covariates used). Raises ValueError for unknown outcome,
     treatment or covariate names.
     """
-    if isinstance(parameterization, str) and parameterization not in (*PARAMETERIZATIONS, "auto"):
-        raise ValueError(f"parameterization must be 'auto' or one of {PARAMETERIZATIONS}, not {parameterization!r}")
+    for what, value in (("parameterization", parameterization), ("baseline_parameterization", baseline_parameterization)):
+        if isinstance(value, str) and value not in (*PARAMETERIZATIONS, "auto"):
+            raise ValueError(f"{what} must be 'auto' or one of {PARAMETERIZATIONS}, not {value!r}")
     if priors is not None and not isinstance(priors, Priors):
         priors = Priors.model_validate(priors)
     design = build_design(
@@ -279,9 +289,10 @@ def build_core_model(
         baseline_covariates=baseline_covariates,
         direction=direction,
     )
-    from bayesln.hierarchy.parameterize import resolve
+    from bayesln.hierarchy.parameterize import resolve, resolve_baseline
 
     parameterization, _ = resolve(design, parameterization, common_effect=common_effect)
+    baseline_parameterization, _ = resolve_baseline(design, baseline_parameterization)
     model = model_from_design(
         design,
         common_effect=common_effect,

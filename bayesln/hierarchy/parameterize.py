@@ -27,6 +27,18 @@ many: on the issue-21 simulation 15 of 30 fits passed the gate, against 26 of 30
 study non-centred.) Studies without a treated or a control arm (single-arm studies under
 exchangeable baselines) are non-centred: their data do not inform ``delta_i``.
 
+Exchangeable baselines (``baseline_parameterization = "auto"``) get the same rule one
+level down: study *i*'s baseline ``mu_i ~ Normal(m + z_i . gamma, sigma_mu)`` is centred when
+
+    w_i  <  RATIO * sigma_lo^2
+
+where ``w_i`` is the large-sample variance of the log odds of its pooled control arms
+(``1/e + 1/(n - e)``, 0.5 added to both cells when one is zero) and ``sigma_lo`` the lower
+limit of the :data:`LEVEL` % Q-profile interval of the between-study SD of those log odds,
+with the baseline covariates as moderators when the model has any (the residual SD is
+what ``sigma_mu`` is). A study without a control arm (a single-arm series) is non-centred:
+only its treated arms, through ``mu_i + delta_i``, inform its baseline.
+
 The choice is a deterministic function of the counts (no random numbers), so it is the
 same for the same data on every machine; ``fit_core`` writes it into the run's config
 (``parameterization_chosen``: the centred studies, ``tau_ref`` = tau_lo, the rule, the form). A spec
@@ -38,7 +50,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["LEVEL", "RATIO", "choose", "reference_tau", "resolve", "study_log_or_variance"]
+__all__ = ["LEVEL", "RATIO", "baseline_log_odds_variance", "choose", "choose_baseline", "reference_tau", "resolve",
+           "resolve_baseline", "study_log_or_variance"]
 
 #: a study is centred when its log-OR variance is below RATIO * tau_ref^2
 RATIO = 1.0
@@ -67,16 +80,64 @@ def study_log_or_variance(design) -> tuple[np.ndarray, np.ndarray]:
     return y, v
 
 
-def reference_tau(y: np.ndarray, v: np.ndarray, level: float | None = None) -> float:
+def baseline_log_odds_variance(design) -> tuple[np.ndarray, np.ndarray]:
+    """(log odds, its large-sample variance) of each study's pooled control arms; NaN for
+    a study without a control arm."""
+    S = design.n_studies
+    ev = np.zeros(S)
+    nn = np.zeros(S)
+    c = ~design.treated.astype(bool)
+    np.add.at(ev, design.arm_study[c], design.events[c].astype(float))
+    np.add.at(nn, design.arm_study[c], design.n[c].astype(float))
+    cells = np.stack([ev, nn - ev], axis=-1) + np.where((ev == 0) | (ev == nn), 0.5, 0.0)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = np.log(cells[:, 0] / cells[:, 1])
+        v = (1.0 / cells).sum(axis=1)
+    y[nn == 0] = np.nan
+    v[nn == 0] = np.nan
+    return y, v
+
+
+def _qe_mods(tau2: float, y: np.ndarray, v: np.ndarray, X: np.ndarray) -> float:
+    """Generalised Q of a weighted least-squares meta-regression at tau2 (metafor's QE
+    with moderators X, intercept included in X)."""
+    w = 1.0 / (v + tau2)
+    XtW = X.T * w
+    b = np.linalg.lstsq(XtW @ X, XtW @ y, rcond=None)[0]
+    r = y - X @ b
+    return float((w * r * r).sum())
+
+
+def reference_tau(y: np.ndarray, v: np.ndarray, level: float | None = None, *, X: np.ndarray | None = None) -> float:
     """The lower limit of the Q-profile confidence interval of tau (``level`` %, default
-    :data:`LEVEL`) from the studies' log odds ratios: a value tau is unlikely to be below."""
+    :data:`LEVEL`) from the studies' estimates y with variances v: a value tau is unlikely
+    to be below. ``X`` (studies x moderators, no intercept column) makes it the residual
+    heterogeneity of the meta-regression on X (Q_E(tau^2) on K - p - 1 degrees of freedom
+    equal to the chi-square's upper quantile, as metafor's Q-profile for ``rma(mods=)``)."""
+    from scipy import optimize, stats
+
     from bayesln.frequentist.models import tau2_dl, tau2_qprofile_ci
 
     ok = np.isfinite(y) & np.isfinite(v) & (v > 0)
-    if ok.sum() < 2:
+    level = LEVEL if level is None else level
+    if X is None or X.shape[1] == 0:
+        if ok.sum() < 2:
+            return 0.0
+        lo, _ = tau2_qprofile_ci(y[ok], v[ok], tau2_dl(y[ok], v[ok]), level=level)
+        return float(np.sqrt(lo)) if np.isfinite(lo) and lo > 0 else 0.0
+    Xd = np.column_stack([np.ones(int(ok.sum())), np.asarray(X, float)[ok]])
+    df = Xd.shape[0] - np.linalg.matrix_rank(Xd)
+    if df < 1:
         return 0.0
-    lo, _ = tau2_qprofile_ci(y[ok], v[ok], tau2_dl(y[ok], v[ok]), level=LEVEL if level is None else level)
-    return float(np.sqrt(lo)) if np.isfinite(lo) and lo > 0 else 0.0
+    crit = float(stats.chi2.isf((1 - level / 100) / 2, df))
+    yo, vo = y[ok], v[ok]
+    if _qe_mods(0.0, yo, vo, Xd) <= crit:
+        return 0.0
+    hi = 100.0
+    while _qe_mods(hi, yo, vo, Xd) > crit and hi < 1e8:
+        hi *= 10
+    lo = optimize.brentq(lambda t: _qe_mods(t, yo, vo, Xd) - crit, 0.0, hi, xtol=1e-10)
+    return float(np.sqrt(lo))
 
 
 def choose(design, *, ratio: float | None = None) -> tuple[tuple[bool, ...], dict]:
@@ -113,3 +174,43 @@ def resolve(design, parameterization, *, common_effect: bool = False) -> tuple[s
         record["form"] = kind
         return (kind if kind != "mixed" else flags), record
     return parameterization, None
+
+
+def choose_baseline(design, *, ratio: float | None = None) -> tuple[tuple[bool, ...], dict]:
+    """The per-study centring flags (True: centred) of exchangeable baselines for
+    ``baseline_parameterization="auto"``, and a record of why."""
+    ratio = RATIO if ratio is None else ratio
+    y, v = baseline_log_odds_variance(design)
+    Z = np.asarray(design.Z_baseline, float) if design.baseline_names else None
+    sigma_ref = reference_tau(y, v, X=Z)
+    with np.errstate(invalid="ignore"):
+        mask = np.isfinite(v) & (v < ratio * sigma_ref**2)
+    flags = tuple(bool(b) for b in mask)
+    record = {
+        "rule": (f"baseline centred when var(control log odds_i) < {ratio:g} * sigma_lo^2, sigma_lo the lower "
+                 f"{LEVEL:g}% Q-profile limit of the between-study SD of the control log odds"
+                 + (" given the baseline covariates" if Z is not None else "") + " (bayesln.hierarchy.parameterize)"),
+        "sigma_ref": sigma_ref,
+        "centered": [s for s, f in zip(design.study_ids, flags) if f],
+        "n_centered": int(sum(flags)),
+        "n_studies": len(flags),
+    }
+    return flags, record
+
+
+def resolve_baseline(design, baseline_parameterization) -> tuple[str | tuple[bool, ...], dict | None]:
+    """``baseline_parameterization`` as the model takes it: ``"auto"`` becomes one form or
+    the per-study flags (:func:`choose_baseline`) under exchangeable baselines and
+    ``"centered"`` (unused) under independent ones; other values are returned as given.
+    The second value records the choice (None unless ``"auto"`` with exchangeable
+    baselines)."""
+    if isinstance(baseline_parameterization, str) and baseline_parameterization == "auto":
+        if design.baseline == "independent":
+            return "centered", None
+        from bayesln.hierarchy.model import mask_kind
+
+        flags, record = choose_baseline(design)
+        kind = mask_kind(flags)
+        record["form"] = kind
+        return (kind if kind != "mixed" else flags), record
+    return baseline_parameterization, None
