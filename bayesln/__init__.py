@@ -18,6 +18,7 @@ from bayesln.data import (  # noqa: E402
     TrialData,
     list_datasets,
     load_dataset,
+    load_external_evidence,
     read_trials,
 )
 
@@ -67,5 +68,6 @@ __all__ = [
     "__version__",
     "list_datasets",
     "load_dataset",
+    "load_external_evidence",
     "read_trials",
 ]

@@ -510,6 +510,11 @@ def predict(
     margin: Optional[float] = typer.Option(None, "--margin", help="Clinical margin for P(RD > margin)."),
     ci: float = typer.Option(0.95, "--ci", help="Interval level, in (0, 1)."),
     targets_file: Optional[str] = typer.Option(None, "--targets-file", help="A targets TOML file (default: beside the spec, then models/targets.toml)."),
+    evidence: Optional[str] = typer.Option(
+        None, "--evidence",
+        help="Also predict under evidence-informed priors for the unidentified modifiers (robust MAP priors from "
+             "external evidence: 'external_ln' is bundled, or a folder with evidence.csv, sources.csv, "
+             "modifiers.toml), side by side with the default priors, with the source rows."),
 ) -> None:
     """Posterior predictive response / adverse-event probabilities for target populations,
     with the extrapolation report (covariates outside the trials, prior-to-posterior
@@ -556,7 +561,7 @@ def predict(
                           targets_file=targets_file, fit_draws=fit_draws, fit_tune=tune, fit_chains=chains, out=out,
                           progressbar=None if not quiet else False,
                           log=None if quiet else (lambda msg: typer.echo(msg, err=True)),
-                          allow_failed_gate=allow_failed_gate)
+                          allow_failed_gate=allow_failed_gate, evidence=evidence)
         typer.echo(res.text, nl=not res.text.endswith("\n"))
         if res.status != "ok":  # only reached with --allow-failed-gate
             typer.echo(f"warning: {run_or_spec}: the diagnostics gate failed: {'; '.join(res.problems)}", err=True)

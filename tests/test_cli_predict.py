@@ -381,3 +381,37 @@ def test_passed_gate_exits_0(tmp_path):
     assert r.exit_code == 0, (r.stderr, r.exception)
     assert json.loads(r.stdout)["fit_status"] == "ok"
     assert "gate failed" not in r.stderr
+
+
+@pytest.mark.slow
+def test_predict_run_with_evidence_shows_default_and_informed_priors(predicted, tmp_path):
+    """--evidence external_ln: each target also under the evidence-informed priors
+    (bayesln.predict.informed), beside the default; the default rows are the plain
+    predictions; a bad bundle exits 2 naming the file."""
+    _, run, _, _ = predicted
+    allow = allow_failed(run)
+    plain = invoke("predict", run, "--target", "non_asian_class_iii_iv", "--format", "csv", *allow)
+    both = invoke("predict", run, "--target", "non_asian_class_iii_iv", "--format", "csv", "--evidence", "external_ln",
+                  *allow)
+    assert plain.exit_code == both.exit_code == 0, both.stderr
+    t = pd.read_csv(io.StringIO(both.stdout))
+    assert set(t["prior_set"]) == {"default", "evidence-informed"}
+    key = ["quantity", "level"]
+    default = t[t["prior_set"] == "default"].drop(columns="prior_set").set_index(key).sort_index()
+    ref = pd.read_csv(io.StringIO(plain.stdout)).set_index(key).sort_index()
+    np.testing.assert_allclose(default["median"].to_numpy(float), ref["median"].to_numpy(float), rtol=1e-9,
+                               equal_nan=True)
+    text = invoke("predict", run, "--target", "non_asian_class_iii_iv", "--evidence", "external_ln", *allow)
+    assert text.exit_code == 0
+    assert "Evidence-informed prior for asian_fraction" in text.stdout and "12/26" in text.stdout
+    js = invoke("predict", run, "--target", "non_asian_class_iii_iv", "--format", "json", "--evidence", "external_ln",
+                *allow)
+    d = json.loads(js.stdout)
+    assert d["evidence_informed"]["non_asian_class_iii_iv"]["priors"]["asian_fraction"]["prior"].startswith(
+        "robust_normal(")
+    bad = tmp_path / "bundle"
+    bad.mkdir()
+    (bad / "evidence.csv").write_text("study,arm\nx,y\n")
+    (bad / "sources.csv").write_text("source_id\nx\n")
+    r = invoke("predict", run, "--evidence", bad, *allow)
+    assert r.exit_code == 2 and "bundle/evidence.csv" in r.stderr and "Traceback" not in r.stderr

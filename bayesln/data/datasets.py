@@ -37,11 +37,18 @@ def _roots() -> list[Path]:
     return roots
 
 
-def list_datasets() -> list[str]:
-    """Names of the bundled datasets."""
+def _is_external(folder: Path) -> bool:
+    """True for a bundle of external evidence (no trials resource; bayesln.data.external)."""
+    meta = json.loads((folder / "datapackage.json").read_text(encoding="utf-8"))
+    return not any(r.get("name") == "trials" for r in meta.get("resources", []))
+
+
+def list_datasets(*, external: bool = False) -> list[str]:
+    """Names of the bundled trial datasets (``external=True``: the bundles of external
+    evidence, :func:`bayesln.data.external.load_external_evidence`)."""
     names = set()
     for root in _roots():
-        names |= {p.parent.name for p in root.glob("*/datapackage.json")}
+        names |= {p.parent.name for p in root.glob("*/datapackage.json") if _is_external(p.parent) == external}
     return sorted(names)
 
 
@@ -50,7 +57,7 @@ def dataset_path(name: str) -> Path:
         p = root / name
         if (p / "datapackage.json").is_file():
             return p
-    known = ", ".join(list_datasets()) or "(none found)"
+    known = ", ".join(list_datasets() + list_datasets(external=True)) or "(none found)"
     raise ValueError(f"unknown dataset {name!r}; bundled datasets: {known}")
 
 
@@ -95,6 +102,10 @@ def _check_resource(path: Path, res: dict) -> pd.DataFrame:
 def load_dataset(name: str) -> TrialData:
     """Load a bundled dataset, e.g. ``load_dataset("tacrolimus_ln")``."""
     folder = dataset_path(name)
+    if _is_external(folder):
+        raise ValueError(f"{name!r} is a bundle of external evidence (other drugs' trials, non-randomised series), "
+                         "not TAC trial data: it is never pooled as TAC. Load it with "
+                         "bayesln.load_external_evidence() and use it for priors (bayesln.predict.informed)")
     meta = json.loads((folder / "datapackage.json").read_text(encoding="utf-8"))
     res = {r["name"]: r for r in meta["resources"]}
     from bayesln.data.schema import table_schema

@@ -49,6 +49,12 @@ lognormal_tau2     mu, sigma  (log tau^2 ~ N(mu, sigma))  tau
 turner             outcome_type, comparison_type        tau (Turner et al. 2015, resolved
                                                         to lognormal_tau2 by
                                                         :mod:`bayesln.hierarchy.turner`)
+robust_normal      weight, mu, sigma, vague_mu,         extrapolation priors only:
+                   vague_sigma                          (1 - weight) N(mu, sigma) +
+                                                        weight N(vague_mu, vague_sigma),
+                                                        an evidence-informed component
+                                                        made robust by a vague one
+                                                        (:mod:`bayesln.predict.informed`)
 =================  ===================================  ==============================
 """
 
@@ -89,6 +95,7 @@ DIST_PARAMS: dict[str, tuple[str, ...]] = {
     "exponential": ("rate",),
     "lognormal_tau2": ("mu", "sigma"),
     "turner": ("outcome_type", "comparison_type"),
+    "robust_normal": ("weight", "mu", "sigma", "vague_mu", "vague_sigma"),
 }
 #: parameters that may be left out (value None)
 OPTIONAL_PARAMS: dict[str, tuple[str, ...]] = {"turner": ("outcome_type", "comparison_type")}
@@ -142,10 +149,12 @@ class Prior(BaseModel):
                                  "(on the log-odds scale such a prior means nothing, and the sampler's arithmetic "
                                  "overflows)")
         p = self.params
-        positive = {"sigma", "scale", "nu", "rate"}
+        positive = {"sigma", "scale", "nu", "rate", "vague_sigma"}
         for k in positive & set(p):
             if p[k] <= 0:
                 raise ValueError(f"{self.dist}: {k} must be > 0, got {p[k]}")
+        if self.dist == "robust_normal" and not 0.0 <= p["weight"] <= 1.0:
+            raise ValueError(f"robust_normal: weight (of the vague component) must be in [0, 1], got {p['weight']}")
         if self.dist == "uniform" and not p["lower"] < p["upper"]:
             raise ValueError(f"uniform: lower ({p['lower']}) must be < upper ({p['upper']})")
         return self

@@ -165,7 +165,8 @@ def run_predict(run_or_spec: str | Path, target: str | None = None, fmt: str = "
                 draws: int | None = None, margin: float | None = None, ci: float = 0.95,
                 targets_file: str | None = None, fit_draws: int | None = None, fit_tune: int | None = None,
                 fit_chains: int | None = None, out: str | Path | None = None, progressbar: bool | None = False,
-                log: Callable[[str], None] | None = None, allow_failed_gate: bool = False) -> PredictOutput:
+                log: Callable[[str], None] | None = None, allow_failed_gate: bool = False,
+                evidence: str | Path | None = None) -> PredictOutput:
     """Predictions for a run folder or a spec; see :func:`predict_command` for the output.
 
     A fit (or run) that failed its diagnostics gate is refused
@@ -180,9 +181,20 @@ def run_predict(run_or_spec: str | Path, target: str | None = None, fmt: str = "
     out : with a spec, also write the run folder ``<out>/<spec name>/`` (atomically,
         through :func:`bayesln.analysis.save_analysis`, as ``bayesln fit`` does).
     progressbar : the fit's progress display (None: only when stderr is a terminal).
-    log : called with one-line status messages (fitting, run folder written)."""
+    log : called with one-line status messages (fitting, run folder written).
+    evidence : a bundle of external evidence (``"external_ln"``, or a folder with
+        evidence.csv, sources.csv, modifiers.toml): each target's prediction is also made
+        under the evidence-informed priors of :mod:`bayesln.predict.informed` and shown
+        beside the default one (table: a section per target with the source rows; csv: a
+        ``prior_set`` column; json: ``"evidence_informed"``)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    bundle = None
+    if evidence is not None:  # read before any fit: a bad bundle fails in a second
+        from bayesln.data.external import load_external_evidence
+
+        ev_path = Path(evidence)
+        bundle = load_external_evidence(path=ev_path) if ev_path.is_dir() else load_external_evidence(str(evidence))
     p = Path(run_or_spec)
     analysis = written = None
     if p.is_dir():
@@ -228,8 +240,32 @@ def run_predict(run_or_spec: str | Path, target: str | None = None, fmt: str = "
     preds = predictions_for(result, targets, seed=seed, search=search, targets_file=targets_file, draws=draws,
                             margin=margin, ci=ci, allow_failed_gate=allow_failed_gate, **extra)
     problems = list(result.diagnostics.problems) if result.status != "ok" else []
-    return PredictOutput(text=format_predictions(preds, fmt, status=result.status), status=result.status,
-                         fitted=analysis is not None, problems=problems, run=written, analysis=analysis)
+    text = format_predictions(preds, fmt, status=result.status)
+    if bundle is not None:
+        from bayesln.predict.informed import compare_priors
+
+        comparisons = [compare_priors(result, pr.target, seed=seed, evidence=bundle, draws=draws, margin=margin, ci=ci,
+                                      allow_failed_gate=allow_failed_gate, **extra) for pr in preds]
+        text = _with_comparisons(text, comparisons, fmt, preds)
+    return PredictOutput(text=text, status=result.status, fitted=analysis is not None, problems=problems,
+                         run=written, analysis=analysis)
+
+
+def _with_comparisons(text: str, comparisons, fmt: str, preds: PredictionSet) -> str:
+    """The predictions' output with the default-vs-informed comparison of each target."""
+    if fmt == "table":
+        return text.rstrip("\n") + "\n\n" + "\n\n".join(c.text() for c in comparisons) + "\n"
+    if fmt == "csv":
+        tables = [c.table() for c in comparisons]
+        return pd.concat(tables, ignore_index=True).to_csv(index=False, float_format="%.6g")
+    d = json.loads(text)
+    d["evidence_informed"] = {
+        c.target: {"priors": {k: {"prior": str(v.prior), "map": v.map, "contrasts": v.contrasts().to_dict("records"),
+                                  "source_rows": v.table().to_dict("records")} for k, v in c.priors.items()},
+                   "predictions": c.informed.to_records() if c.informed is not None else None,
+                   "note": "" if c.informed is not None else "the target uses no covariate with external evidence"}
+        for c in comparisons}
+    return json.dumps(_clean(d), indent=1, allow_nan=False)
 
 
 def _stop_if_requested() -> None:

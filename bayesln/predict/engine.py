@@ -85,6 +85,7 @@ from bayesln.predict.priors import (
     DEFAULT_EXTRAPOLATION_PRIORS,
     UNITS,
     prior_mean,
+    prior_quantile,
     prior_sd,
 )
 from bayesln.predict.targets import COVARIATES, Target, parse_extrapolation_priors
@@ -756,12 +757,10 @@ class CoreEngine:
                 out[t.key] = (mu + sd * z) * t.distance
             elif t.prior.dist == "normal":
                 out[t.key] = (mu + sd * noise["z"][t.key]) * t.distance
-            else:  # student_t: transform the normal stream through the t quantile
+            else:  # student_t, robust_normal: the normal stream through the prior's quantile function
                 from scipy import stats
 
-                u = stats.norm.cdf(noise["z"][t.key])
-                q = t.prior.params
-                out[t.key] = (q["mu"] + q["sigma"] * stats.t.ppf(u, q["nu"])) * t.distance
+                out[t.key] = prior_quantile(t.prior, stats.norm.cdf(noise["z"][t.key])) * t.distance
         return out
 
     # ------------------------------------------------------------------ linear predictors

@@ -118,6 +118,10 @@ def prior_variance(p: Prior | dict | None) -> float:
     if p.dist == "lognormal_tau2":
         mu, s = float(q["mu"]) / 2, float(q["sigma"]) / 2  # log tau ~ N(mu/2, sigma/2)
         return (math.exp(s**2) - 1) * math.exp(2 * mu + s**2)
+    if p.dist == "robust_normal":
+        from bayesln.predict.priors import prior_sd
+
+        return prior_sd(p) ** 2
     return float("nan")
 
 

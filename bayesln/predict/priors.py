@@ -80,6 +80,8 @@ __all__ = [
     "DEFAULT_EXTRAPOLATION_PRIORS",
     "DEFAULT_MARGIN",
     "UNITS",
+    "prior_mean",
+    "prior_quantile",
     "prior_sd",
 ]
 
@@ -124,16 +126,64 @@ UNITS: dict[str, str] = {
 DEFAULT_MARGIN: dict[str, float] = {"benefit": 0.10, "harm": 0.05}
 
 
+def _robust_parts(p: Prior) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """(weight, mean, sd) of the informed and of the vague component of a robust_normal."""
+    q = p.params
+    w = float(q["weight"])
+    return (1.0 - w, float(q["mu"]), float(q["sigma"])), (w, float(q["vague_mu"]), float(q["vague_sigma"]))
+
+
 def prior_sd(p: Prior) -> float:
-    """Standard deviation of a location prior (normal, or student_t with nu > 2)."""
+    """Standard deviation of a location prior (normal, student_t with nu > 2, or the
+    two-component mixture robust_normal)."""
     q = p.params
     if p.dist == "normal":
         return float(q["sigma"])
     if p.dist == "student_t":
         nu = float(q["nu"])
         return float(q["sigma"]) * (nu / (nu - 2)) ** 0.5 if nu > 2 else float("inf")
+    if p.dist == "robust_normal":
+        parts = _robust_parts(p)
+        mean = sum(w * m for w, m, _ in parts)
+        return max(sum(w * (s * s + m * m) for w, m, s in parts) - mean * mean, 0.0) ** 0.5
     raise ValueError(f"{p} is not a location prior")
 
 
 def prior_mean(p: Prior) -> float:
+    if p.dist == "robust_normal":
+        return sum(w * m for w, m, _ in _robust_parts(p))
     return float(p.params["mu"])
+
+
+def prior_quantile(p: Prior, u):
+    """The prior's quantile function at probabilities ``u`` (an array in (0, 1)): how the
+    engine turns its standard-normal streams into draws of any extrapolation prior
+    (``Phi(z)`` -> quantile), so every prior of a term uses the same random numbers and
+    the sensitivity table compares like with like. robust_normal: the mixture's CDF
+    inverted by bisection to 1e-12."""
+    import numpy as np
+    from scipy import stats
+
+    u = np.asarray(u, dtype=float)
+    q = p.params
+    if p.dist == "normal":
+        return stats.norm.ppf(u, q["mu"], q["sigma"])
+    if p.dist == "student_t":
+        return q["mu"] + q["sigma"] * stats.t.ppf(u, q["nu"])
+    if p.dist == "robust_normal":
+        parts = _robust_parts(p)
+
+        def cdf(x):
+            return sum(w * stats.norm.cdf(x, m, s) for w, m, s in parts if w > 0)
+
+        lo = np.full(u.shape, min(m - 40 * s for _, m, s in parts))
+        hi = np.full(u.shape, max(m + 40 * s for _, m, s in parts))
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            below = cdf(mid) < u
+            lo = np.where(below, mid, lo)
+            hi = np.where(below, hi, mid)
+            if np.max(hi - lo) < 1e-12:
+                break
+        return 0.5 * (lo + hi)
+    raise ValueError(f"{p} is not a location prior")

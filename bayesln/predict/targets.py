@@ -171,8 +171,9 @@ class BaselineRisk(BaseModel):
 
 def _location_prior(name: str, v) -> Prior:
     p = Prior.parse(v)
-    if p.dist not in LOCATION_DISTS:
-        raise ValueError(f"extrapolation prior for {name!r} must be one of {', '.join(LOCATION_DISTS)}, got {p}")
+    if p.dist not in (*LOCATION_DISTS, "robust_normal"):
+        raise ValueError(f"extrapolation prior for {name!r} must be one of {', '.join(LOCATION_DISTS)} or "
+                         f"robust_normal, got {p}")
     if p.dist == "student_t" and p.params["nu"] <= 2:
         raise ValueError(f"extrapolation prior for {name!r}: student_t needs nu > 2 (finite variance), got {p}")
     return p
