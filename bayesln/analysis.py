@@ -124,7 +124,7 @@ def run_analysis(spec: Spec | str | Path, *, data: TrialData | str | None = None
             sel, d.outcome, treat=tuple(m.treat), baseline=m.baseline, effect_modifiers=tuple(m.effect_modifiers or ()),
             baseline_covariates=tuple(m.baseline_covariates), common_effect=m.common_effect,
             parameterization=m.parameterization, baseline_parameterization=m.baseline_parameterization,
-            priors=spec.priors_obj(), direction=d.directions.get(d.outcome), **sampler,
+            nonrandomised=m.nonrandomised, priors=spec.priors_obj(), direction=d.directions.get(d.outcome), **sampler,
         )
     else:
         result, tables = _fit_family(spec, sel, sampler)

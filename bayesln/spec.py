@@ -143,7 +143,7 @@ def _check_vocabulary(d: DataSection) -> None:
 #: non-default value is refused, with the family's keys listed
 FAMILY_MODEL_KEYS = {
     "core": ("treat", "baseline", "effect_modifiers", "baseline_covariates", "common_effect", "parameterization",
-             "baseline_parameterization"),
+             "baseline_parameterization", "nonrandomised"),
     "ordinal": ("treat", "link", "cutpoint_specific", "baseline", "effect_modifiers", "phase_effect",
                 "common_effect", "reference_baseline"),
     "joint": ("treat", "lkj_eta", "baseline", "directions", "phase_effect"),
@@ -170,6 +170,9 @@ class ModelSection(_Section):
     #: every study: centred (better with informative arms) or non-centred (better with
     #: very few trials)
     baseline_parameterization: Literal["auto", "centered", "noncentered"] = "auto"
+    #: core: studies whose design is not "rct": left out ("exclude", a randomised-only
+    #: analysis) or entered with an explicit bias term ("bias"; bayesln.hierarchy.design)
+    nonrandomised: Literal["exclude", "bias"] = "exclude"
     # family "ordinal" (None: the fit function's default)
     link: Literal["sequential", "cumulative"] | None = None
     cutpoint_specific: bool | None = None

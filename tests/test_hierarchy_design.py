@@ -71,7 +71,9 @@ def test_bundled_total_response_independent(td):
 
 
 def test_bundled_exchangeable_uses_single_arm_studies(td):
-    d = build_design(td, "total_response", baseline="exchangeable")
+    # single-arm series are non-randomised: entered only with their bias term (by default they
+    # are left out, tests/test_nonrandomised.py)
+    d = build_design(td, "total_response", baseline="exchangeable", nonrandomised="bias")
     assert "fei2013" in d.study_ids and "tanaka_tac" in d.study_ids
     inc, u = usage_of(d, "fei2013")
     assert inc and u.startswith("single-arm:")

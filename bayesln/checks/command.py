@@ -184,7 +184,8 @@ def fit_from_run(path: str | Path):
         design = build_design(td, spec.data.outcome, treat=tuple(m.treat), baseline=m.baseline,
                               direction=spec.data.directions.get(spec.data.outcome),
                               effect_modifiers=tuple(m.effect_modifiers or ()),
-                              baseline_covariates=tuple(m.baseline_covariates), warn=False)
+                              baseline_covariates=tuple(m.baseline_covariates), warn=False,
+                              nonrandomised=m.nonrandomised)
     idata = run.idata
     stored = idata.posterior.attrs.get("covariate_transforms")
     if stored is not None and json.loads(stored) != json.loads(design.transforms_json()):

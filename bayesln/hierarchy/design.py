@@ -373,10 +373,26 @@ def build_design(
     baseline_covariates: str | Iterable[str] = (),
     direction: str | None = None,
     warn: bool = True,
+    nonrandomised: str = "exclude",
 ) -> Design:
-    """Build the :class:`Design` of the core model (no PyMC involved)."""
+    """Build the :class:`Design` of the core model (no PyMC involved).
+
+    ``nonrandomised``: what happens to studies whose ``design`` is stated and is not
+    ``"rct"`` (cohort, case-control, single-arm series, or any other stated design):
+    ``"exclude"`` (default) leaves them out, with a ``UserWarning`` and a usage row saying
+    why (a randomised-only analysis); ``"bias"`` enters them with an explicit bias term:
+    the effect-modifier column ``design:nonrandomised`` (1 on the treated arms of those
+    studies), whose coefficient is the shift of a non-randomised study's log odds ratio
+    (or, for a single-arm series under exchangeable baselines, of its treated arm's log
+    odds) relative to what a randomised trial of the same population would show, with the
+    effect-modifier prior (Normal(0, 1) unless ``beta_overrides`` sets
+    ``design:nonrandomised``). Predictions are for randomised-trial conditions (the column
+    is 0 for every target). A study with a blank design is included and its usage row says
+    the design is not stated. Never silently pooled either way."""
     if baseline not in ("independent", "exchangeable"):
         raise ValueError(f"baseline must be 'independent' or 'exchangeable', not {baseline!r}")
+    if nonrandomised not in ("exclude", "bias"):
+        raise ValueError(f"nonrandomised must be 'exclude' or 'bias', not {nonrandomised!r}")
     direction = outcome_direction(outcome, direction)
     treat = _as_names(treat)
     if not treat:
@@ -495,6 +511,30 @@ def build_design(
                 u["usage"].append(f"excluded: {reason} (arms {arms_txt})")
                 struct_ok[s] = False
 
+    # ------------------------------------------------------------------ study designs
+    nrs = _nonrandomised(tab, studies)
+    for s in studies:
+        if s in usage and struct_ok[s] and s not in nrs and "design" in tab.columns and s in _blank_design(tab):
+            usage[s]["usage"].append("design not stated (taken as comparable with the randomised trials)")
+    nrs = {s: d for s, d in nrs.items() if struct_ok[s]}
+    if nrs and nonrandomised == "exclude":
+        for s, d in nrs.items():
+            struct_ok[s] = False
+            usage[s]["included"] = False
+            usage[s]["usage"] = [f"excluded: non-randomised ({d}); a randomised-only analysis (nonrandomised='bias' "
+                                 "enters it with a bias term)"] + usage[s]["usage"]
+        if warn:
+            warnings.warn(
+                f"{len(nrs)} non-randomised stud{'y' if len(nrs) == 1 else 'ies'} left out of the {outcome} model "
+                f"(randomised trials only): {', '.join(f'{s} ({d})' for s, d in nrs.items())}; "
+                "nonrandomised='bias' enters them with an explicit bias term",
+                UserWarning,
+                stacklevel=3,
+            )
+    elif nrs:
+        for s, d in nrs.items():
+            usage[s]["usage"].append(f"non-randomised ({d}): bias term design:nonrandomised")
+
     # ------------------------------------------------------------------ covariate values
     in_model = [s for s in studies if struct_ok[s]]
     any_treated = tab.groupby("study", sort=False)["treated"].any()
@@ -600,6 +640,16 @@ def build_design(
         xi = np.array([xs.get(s, 0.0) for s in in_model], dtype=float)
         x_cols.append(treated * xi[arm_study])
         x_names.append(tr.name)
+    bias = [s for s in in_model if s in nrs and has_treated[s]] if nonrandomised == "bias" else []
+    if bias:
+        is_nrs = np.array([s in bias for s in in_model], dtype=float)
+        name = "design:nonrandomised"
+        transforms[f"beta:{name}"] = CovariateTransform(
+            name=name, source="design", kind="indicator", role="effect_modifier", level="non-randomised",
+            reference="rct", n_studies=len(bias),
+        )
+        x_cols.append(treated * is_nrs[arm_study])
+        x_names.append(name)
     X = np.column_stack(x_cols) if x_cols else np.zeros((len(arms), 0))
 
     z_cols: list[np.ndarray] = []
@@ -668,6 +718,24 @@ def build_design(
         fingerprint=fingerprint,
         excluded_arms=excluded_arms,
     )
+
+
+def _nonrandomised(tab: pd.DataFrame, studies: list[str]) -> dict[str, str]:
+    """``{study: design}`` of the studies whose stated design is not ``"rct"``."""
+    if "design" not in tab.columns:
+        return {}
+    d = tab.groupby("study", sort=False)["design"].first()
+    out = {}
+    for s in studies:
+        v = d.get(s)
+        if isinstance(v, str) and v.strip() and v != "rct":
+            out[s] = v
+    return out
+
+
+def _blank_design(tab: pd.DataFrame) -> set[str]:
+    d = tab.groupby("study", sort=False)["design"].first()
+    return {s for s, v in d.items() if not (isinstance(v, str) and v.strip())}
 
 
 def _arm_word(k: int) -> str:

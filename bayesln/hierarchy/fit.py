@@ -407,6 +407,7 @@ def fit_core(
     cores: int | None = None,
     baseline_parameterization: str | Iterable[bool] = "auto",
     retry: bool = True,
+    nonrandomised: str = "exclude",
 ) -> FitResult:
     """Fit the arm-based binomial-normal random-effects model to one binary outcome.
 
@@ -451,6 +452,10 @@ def fit_core(
         and prior_predictive).
     gate : diagnostics thresholds; a failing fit warns and has status "failed_gate".
     direction : "benefit" / "harm" for outcomes outside the vocabulary.
+    nonrandomised : studies whose stated design is not "rct" (cohort, case-control,
+        single-arm series): ``"exclude"`` (default; left out with a warning and a usage
+        row: a randomised-only analysis) or ``"bias"`` (entered with an explicit bias term,
+        the effect modifier ``design:nonrandomised``; :func:`~bayesln.hierarchy.design.build_design`).
     retry : when the gate fails, refit once with a higher target acceptance (after
         divergences or low E-BFMI) or add chains (when only R-hat / ESS fall short), within
         a fixed budget, each retry recorded (:mod:`bayesln.hierarchy.retry`); False: one
@@ -470,6 +475,7 @@ def fit_core(
         effect_modifiers=effect_modifiers,
         baseline_covariates=baseline_covariates,
         direction=direction,
+        nonrandomised=nonrandomised,
     )
     form, chosen = resolve_parameterization(design, parameterization, common_effect=common_effect)
     bform, bchosen = resolve_baseline(design, baseline_parameterization)
@@ -480,6 +486,7 @@ def fit_core(
         "model": "core arm-based binomial-normal",
         **design.summary_dict(),
         "common_effect": bool(common_effect),
+        "nonrandomised": nonrandomised,
         "parameterization": parameterization if isinstance(parameterization, str) else [bool(v) for v in form],
         "baseline_parameterization": ((baseline_parameterization if isinstance(baseline_parameterization, str)
                                        else [bool(v) for v in bform]) if baseline == "exchangeable" else None),

@@ -268,6 +268,7 @@ def build_core_model(
     priors: Priors | None = None,
     direction: str | None = None,
     baseline_parameterization="auto",
+    nonrandomised: str = "exclude",
 ) -> tuple[pm.Model, Design]:
     """The PyMC model and its :class:`Design` for one binary outcome.
 
@@ -288,6 +289,7 @@ def build_core_model(
         effect_modifiers=effect_modifiers,
         baseline_covariates=baseline_covariates,
         direction=direction,
+        nonrandomised=nonrandomised,
     )
     from bayesln.hierarchy.parameterize import resolve, resolve_baseline
 

@@ -71,7 +71,7 @@ def load_run_result(path: str | Path):
         design = build_design(td, spec.data.outcome, treat=tuple(m.treat), baseline=m.baseline,
                               direction=spec.data.directions.get(spec.data.outcome),
                               effect_modifiers=tuple(m.effect_modifiers or ()), baseline_covariates=tuple(m.baseline_covariates),
-                              warn=False)
+                              warn=False, nonrandomised=m.nonrandomised)
     idata = run.idata
     post = idata.posterior
     stored = post.attrs.get("covariate_transforms")

@@ -252,7 +252,7 @@ def spec_settings(spec, data=None) -> tuple[object, str, dict]:
     kw = dict(treat=tuple(m.treat), baseline=m.baseline, effect_modifiers=tuple(m.effect_modifiers or ()),
               baseline_covariates=tuple(m.baseline_covariates), priors=spec.priors_obj(),
               target_accept=spec.sampler.target_accept, parameterization=m.parameterization,
-              baseline_parameterization=m.baseline_parameterization)
+              baseline_parameterization=m.baseline_parameterization, nonrandomised=m.nonrandomised)
     return sel, spec.data.outcome, kw
 
 
@@ -273,7 +273,8 @@ def _fit_dropping_constant(data, outcome, *, effect_modifiers, baseline_covariat
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 build_design(data, outcome, treat=treat, baseline=baseline, effect_modifiers=tuple(em),
-                             baseline_covariates=tuple(bc), warn=False)
+                             baseline_covariates=tuple(bc), warn=False,
+                             nonrandomised=fit_kwargs.get("nonrandomised", "exclude"))
             break
         except ValueError as exc:
             m = _CONST.search(str(exc))
@@ -296,21 +297,22 @@ def _fit_dropping_constant(data, outcome, *, effect_modifiers, baseline_covariat
 
 
 def _fit_kwargs(treat, baseline, draws, tune, chains, target_accept, backend, parameterization="noncentered",
-                baseline_parameterization="centered") -> dict:
+                baseline_parameterization="centered", nonrandomised="exclude") -> dict:
     """fit_core's keywords of a validation refit: every model and sampler setting of the
     model being validated (a refit of another model would validate something else)."""
     return dict(treat=tuple(treat), baseline=baseline, draws=draws, tune=tune, chains=chains,
                 target_accept=target_accept, backend=backend, progressbar=False, parameterization=parameterization,
-                baseline_parameterization=baseline_parameterization)
+                baseline_parameterization=baseline_parameterization, nonrandomised=nonrandomised)
 
 
-def _contrast_studies(data, outcome, treat, baseline, effect_modifiers, baseline_covariates) -> list[str]:
+def _contrast_studies(data, outcome, treat, baseline, effect_modifiers, baseline_covariates,
+                      nonrandomised="exclude") -> list[str]:
     from bayesln.hierarchy import build_design
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         des = build_design(data, outcome, treat=tuple(treat), baseline=baseline, effect_modifiers=tuple(effect_modifiers),
-                           baseline_covariates=tuple(baseline_covariates), warn=False)
+                           baseline_covariates=tuple(baseline_covariates), warn=False, nonrandomised=nonrandomised)
     return list(dict.fromkeys(des.contrasts["study"]))
 
 
@@ -332,7 +334,7 @@ def leave_one_trial_out(data, outcome: str, *, seed: int, treat=("tac",), baseli
                         draws: int = 1000, tune: int = 1000, chains: int = 2, target_accept: float = 0.99,
                         backend: str = "auto", covariates: str = "all", extrapolation_priors=None,
                         parameterization: str = "noncentered", baseline_parameterization: str = "centered",
-                        progress=None, executor=None) -> ValidationResult:
+                        progress=None, executor=None, nonrandomised: str = "exclude") -> ValidationResult:
     """Refit without each trial (default: every trial comparing TAC with a control in
     the full fit) and score it as a new trial. ``data`` is the selection the model is
     fitted to (e.g. the RCTs). ``progress(study)`` is called before each refit (when it
@@ -347,9 +349,9 @@ def leave_one_trial_out(data, outcome: str, *, seed: int, treat=("tac",), baseli
 
     seed = check_seed(seed)
     held = list(studies) if studies is not None else _contrast_studies(data, outcome, treat, baseline, effect_modifiers,
-                                                                       baseline_covariates)
+                                                                       baseline_covariates, nonrandomised)
     fk = _fit_kwargs(treat, baseline, draws, tune, chains, target_accept, backend, parameterization,
-                     baseline_parameterization)
+                     baseline_parameterization, nonrandomised)
     tasks = [(data, s, outcome, effect_modifiers, baseline_covariates, priors, fk, seed, treat, covariates, ci,
               extrapolation_priors) for s in held]
     out = run_batch(_loto_task, tasks, executor, chains=chains,
@@ -374,7 +376,8 @@ def temporal_validation(data, outcome: str, *, seed: int, cutoff_year: int = 201
                         ci: float = 0.9, draws: int = 1000, tune: int = 1000, chains: int = 2,
                         target_accept: float = 0.99, backend: str = "auto", covariates: str = "all",
                         extrapolation_priors=None, parameterization: str = "noncentered",
-                        baseline_parameterization: str = "centered", executor=None) -> ValidationResult:
+                        baseline_parameterization: str = "centered", executor=None,
+                        nonrandomised: str = "exclude") -> ValidationResult:
     """Fit on the trials published up to ``cutoff_year`` and score the later ones.
     ``executor``: where the (single) fit runs (:mod:`bayesln.executor`; default in this
     process)."""
@@ -390,7 +393,7 @@ def temporal_validation(data, outcome: str, *, seed: int, cutoff_year: int = 201
     test_all = [s for s in st.index if not pd.isna(years[s]) and years[s] > cutoff_year and s in with_counts]
     excluded = [{"study": s, "reason": "publication year unknown: cannot be placed before or after the cutoff"} for s in unknown]
     fk = _fit_kwargs(treat, baseline, draws, tune, chains, target_accept, backend, parameterization,
-                     baseline_parameterization)
+                     baseline_parameterization, nonrandomised)
     [(res, dropped)] = run_batch(_fit_task, [(data.select(studies=train), outcome, effect_modifiers, baseline_covariates,
                                               priors, fk, seed)], executor, default="serial")
     arm_frames, trials = [], []
