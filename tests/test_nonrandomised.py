@@ -109,3 +109,38 @@ def test_bias_fit_predicts_for_randomised_conditions():
     p = predict(res, "asian_class_iii_iv", seed=2)
     # the bias coefficient is not used by a target (its column is 0: randomised conditions)
     assert "design:nonrandomised" not in " ".join(map(str, p.extrapolation.modifiers.get("parameter", [])))
+
+
+# ------------------------------------------------------------- the drop is stated
+def test_studies_left_out_for_a_missing_covariate_are_stated_with_their_patients():
+    """A class V modifier leaves out the trials that do not report class V (issue 17: ~70% of
+    the patients); the prediction's notes say which and how many patients. Reference: the
+    arm sizes of the bundled data, summed here."""
+    from bayesln.predict.engine import dropped_study_notes
+
+    td = TD.select(phases="induction", designs="rct")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        des = build_design(td, "complete_response", baseline="exchangeable", effect_modifiers=["class_v_fraction"])
+    tab = td.arm_table("complete_response")
+    lost = int(tab.loc[tab["study"].isin(["liu2015", "zheng2022"]), "n"].sum())
+    total = int(tab.loc[tab["study"].isin(list(des.study_ids) + ["liu2015", "zheng2022"]), "n"].sum())
+    (note,) = dropped_study_notes(des)
+    assert f"{lost} of {total} patients ({100 * lost / total:.0f}%)" in note
+    assert "liu2015 (missing class_v_fraction)" in note and "zheng2022" in note
+    # nothing left out: no note
+    assert dropped_study_notes(build_design(td, "complete_response", baseline="exchangeable", warn=False)) == []
+
+
+def test_prediction_report_carries_the_note():
+    from bayesln.hierarchy import fit_core
+    from bayesln.predict import predict
+
+    td = TD.select(phases="induction", designs="rct")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        res = fit_core(td, "complete_response", baseline="exchangeable", effect_modifiers=["class_v_fraction"],
+                       seed=4, draws=300, tune=300, chains=2, prior_predictive=False, retry=False)
+        p = predict(res, "asian_class_v", seed=1, allow_failed_gate=True)
+    assert any("the fit left out 2 studies with counts" in n for n in p.extrapolation.notes)
+    assert "the fit left out 2 studies" in p.extrapolation.text

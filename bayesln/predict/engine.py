@@ -282,6 +282,44 @@ def check_transforms(result) -> None:
             "Refit the model (bayesln fit SPEC) to predict from it")
 
 
+#: usage rows of studies the fit left out by choice or for a data gap (not for its structure)
+_DROPPED = ("excluded from regression: missing", "excluded: non-randomised")
+
+
+def _patients(arms_text: str) -> int:
+    """Patients in a usage row's ``arms`` text ("tac 83/181; ivcy 70/181")."""
+    total = 0
+    for part in str(arms_text or "").split(";"):
+        tail = part.strip().rsplit(" ", 1)[-1]
+        if "/" in tail:
+            try:
+                total += int(tail.split("/")[1])
+            except ValueError:
+                pass
+    return total
+
+
+def dropped_study_notes(design) -> list[str]:
+    """One note naming the studies with counts that the fit left out for a missing
+    covariate or a non-randomised design, and the share of the patients they hold (e.g.
+    a class V modifier leaves out the trials that do not report class V). Empty when none
+    (or when the design has no usage table)."""
+    u = getattr(design, "usage", None)
+    if not isinstance(u, pd.DataFrame) or not {"study", "included", "usage", "arms"} <= set(u.columns):
+        return []
+    text = u["usage"].astype(str)
+    dropped = u[~u["included"].astype(bool) & text.str.startswith(_DROPPED)]
+    if dropped.empty:
+        return []
+    kept = int(u.loc[u["included"].astype(bool), "arms"].map(_patients).sum())
+    lost = int(dropped["arms"].map(_patients).sum())
+    why = "; ".join(f"{r.study} ({str(r.usage).split(';')[0].replace('excluded from regression: ', '').replace('excluded: ', '')})"
+                    for r in dropped.itertuples())
+    share = f"{lost} of {kept + lost} patients ({100 * lost / (kept + lost):.0f}%)" if kept + lost else ""
+    return [f"the fit left out {len(dropped)} stud{'y' if len(dropped) == 1 else 'ies'} with counts, {share}: {why}; "
+            "the prediction rests on the others only"]
+
+
 def _target_numeric(cov: str, v) -> float:
     if cov == "phase":
         return 1.0 if v == "maintenance" else 0.0
@@ -574,6 +612,7 @@ class CoreEngine:
         # ---------------------------------------------------------- baseline text
         bsrc, btxt, bnotes = self.baseline_description(target)
         notes.extend(bnotes)
+        notes.extend(dropped_study_notes(self.design))
         inv = pd.DataFrame(rows, columns=[
             "covariate", "role", "target_value", "in_model", "n_trials", "n_known", "trials_unreported", "data_min",
             "data_max", "data_mean", "outside_data", "distance", "prior", "added_sd", "unit", "status"])
