@@ -688,9 +688,34 @@ def bench_likelihood(cfg) -> dict:
             "K": K, "result": res, "speedup_per_leapfrog": ratio}
 
 
+def bench_readonly(cfg) -> dict:
+    """Commands that only read a run folder, each in a fresh process (issue 20: < 1.5 s):
+    ``summarize`` (tables already on disk) and ``predict --target`` (the stored draws); the
+    run is the shipped prediction spec's, written once first."""
+    exe = shutil.which("bayesln") or str(Path(sys.executable).with_name("bayesln"))
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        fit = run_cmd([exe, "fit", str(ROOT / "models" / "predict_total_response.toml"), "--out", tmp, "--name", "run",
+                       "--quiet"])
+        run = str(Path(tmp) / "run")
+        if fit.get("returncode") != 0:
+            return {"error": "the run could not be written", **fit}
+        for label, cmd in (("summarize", [exe, "summarize", run]),
+                           ("summarize_json", [exe, "summarize", run, "--format", "json"]),
+                           ("predict_one_target", [exe, "predict", run, "--target", "paediatric"]),
+                           ("import_bayesln", [sys.executable, "-c", "import bayesln"])):
+            reps = [run_cmd(cmd) for _ in range(max(cfg.reps, 3))]
+            out[label] = {"reps": reps, "median_s": med([r["wall_s"] for r in reps]),
+                          "returncode": max(r["returncode"] for r in reps)}
+            print(f"  {label}: {out[label]['median_s']:.2f} s", file=sys.stderr)
+    out["description"] = ("fresh process per command on a run folder of models/predict_total_response.toml; the "
+                          "predict command fits nothing (stored draws; target paediatric of models/targets.toml)")
+    return out
+
+
 BENCHMARKS = {"main": bench_main, "compile_cache": bench_compile_cache, "backends": bench_backends,
               "scaling": bench_scaling, "frequentist": bench_frequentist, "loto": bench_loto,
-              "likelihood": bench_likelihood}
+              "likelihood": bench_likelihood, "readonly": bench_readonly}
 
 
 # =========================================================================== targets
@@ -755,6 +780,12 @@ def verdicts(res: dict, brms: dict | None) -> dict:
         t = max(fr["OR"]["median_s"], fr.get("RR", {}).get("median_s", 0))
         out["frequentist_batch_under_10s"] = {"target": "10,000 meta-analyses x 10 trials (MH + DL + REML) < 10 s",
                                               "value_s": t, "pass": t < 10}
+    ro = b.get("readonly", {})
+    for label in ("summarize", "predict_one_target"):
+        if ro.get(label, {}).get("median_s") is not None:
+            v = ro[label]["median_s"]
+            out[f"readonly_{label}_under_1_5s"] = {"target": f"bayesln {label.split('_')[0]} on a run, fresh process < 1.5 s",
+                                                  "value_s": v, "pass": v < 1.5 and ro[label]["returncode"] == 0}
     return out
 
 

@@ -28,31 +28,25 @@ priors and why), :mod:`.engine` (the arithmetic of a prediction), :mod:`.predict
 (:mod:`.plots` re-exports them).
 """
 
-from bayesln.predict.engine import ArmSpec, CoreEngine, engine_for, register_engine
-from bayesln.predict.extrapolation import ExtrapolationReport, contraction_table
-from bayesln.predict.prediction import (
-    Prediction,
-    PredictionSet,
-    predict,
-    predict_many,
-    quantities_from_eta,
-    quantities_from_p,
-)
-from bayesln.predict.ordinal import OrdinalEngine, OrdinalPrediction, study_covariates  # registers the engine
-from bayesln.predict.priors import (
-    DEFAULT_BASELINE_EXTRAPOLATION_PRIORS,
-    DEFAULT_EXTRAPOLATION_PRIORS,
-    DEFAULT_MARGIN,
-)
-from bayesln.predict.targets import (
-    BaselineRisk,
-    Target,
-    TargetError,
-    default_targets_path,
-    load_targets,
-    resolve_target,
-    resolve_targets,
-)
+#: public names -> the submodule that defines them, imported on first use: importing a
+#: submodule (``bayesln.predict.targets`` for a spec's target check, ``bayesln.predict.priors``)
+#: runs this package's ``__init__`` first, and an eager import here pulled PyMC and ArviZ into
+#: ``bayesln summarize`` (7 of its 8 seconds)
+_LAZY = {
+    "ArmSpec": "engine", "CoreEngine": "engine", "engine_for": "engine", "register_engine": "engine",
+    "ExtrapolationReport": "extrapolation", "contraction_table": "extrapolation",
+    "Prediction": "prediction", "PredictionSet": "prediction", "predict": "prediction", "predict_many": "prediction",
+    "quantities_from_eta": "prediction", "quantities_from_p": "prediction",
+    "OrdinalEngine": "ordinal", "OrdinalPrediction": "ordinal", "study_covariates": "ordinal",
+    "DEFAULT_BASELINE_EXTRAPOLATION_PRIORS": "priors", "DEFAULT_EXTRAPOLATION_PRIORS": "priors",
+    "DEFAULT_MARGIN": "priors",
+    "BaselineRisk": "targets", "Target": "targets", "TargetError": "targets", "default_targets_path": "targets",
+    "load_targets": "targets", "resolve_target": "targets", "resolve_targets": "targets",
+    "leave_one_trial_out": "validation", "temporal_validation": "validation", "calibration_study": "validation",
+    "ValidationResult": "validation",
+    "predict_command": "command", "load_run_result": "command",
+    "compare_priors": "informed", "informed_prior": "informed",
+}
 
 __all__ = [
     "DEFAULT_BASELINE_EXTRAPOLATION_PRIORS",
@@ -69,9 +63,11 @@ __all__ = [
     "Target",
     "TargetError",
     "calibration_study",
+    "compare_priors",
     "contraction_table",
     "default_targets_path",
     "engine_for",
+    "informed_prior",
     "leave_one_trial_out",
     "load_run_result",
     "load_targets",
@@ -88,13 +84,13 @@ __all__ = [
 ]
 
 
-def __getattr__(name):  # lazy: validation and command import the fitting machinery
-    if name in ("leave_one_trial_out", "temporal_validation", "calibration_study", "ValidationResult"):
-        from bayesln.predict import validation
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
 
-        return getattr(validation, name)
-    if name in ("predict_command", "load_run_result"):
-        from bayesln.predict import command
-
-        return getattr(command, name)
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'bayesln.predict' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
