@@ -32,9 +32,29 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 import numpy as np
 import xarray as xr
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", FutureWarning)
-    import arviz as az
+_AZ = None
+
+
+def _az():
+    """ArviZ, imported on first use: importing it costs a second or more (its package init
+    loads the plotting stack), and commands that only read a run's tables or draws
+    (``bayesln summarize``, ``bayesln predict RUN``) do not need it."""
+    global _AZ
+    if _AZ is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            import arviz
+
+        _AZ = arviz
+    return _AZ
+
+
+def __getattr__(name: str):
+    if name == "az":
+        return _az()
+    if name == "InferenceData":
+        return _az().InferenceData
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 #: serialises bayesln's own ArviZ calls, so that two threads never interleave their
 #: save / restore of the flag
@@ -48,15 +68,13 @@ def numpy_kernels() -> Iterator[None]:
     Re-entrant. Another thread calling ArviZ outside bayesln during the block also sees
     the NumPy paths (same results to rounding, only the speed differs)."""
     with _NUMBA_LOCK:
-        before = az.Numba.numba_flag
-        az.Numba.numba_flag = False
+        before = _az().Numba.numba_flag
+        _az().Numba.numba_flag = False
         try:
             yield
         finally:
-            az.Numba.numba_flag = before
+            _az().Numba.numba_flag = before
 
-
-InferenceData = az.InferenceData
 
 __all__ = [
     "InferenceData",
@@ -66,6 +84,7 @@ __all__ = [
     "from_netcdf",
     "is_inference_data",
     "lazy_dataarray",
+    "NetCDFGroups",
     "loo",
     "make_inference_data",
     "mcse",
@@ -75,16 +94,17 @@ __all__ = [
     "replace_groups",
     "rhat",
     "to_netcdf",
+    "unwrap",
 ]
 
 
 def is_inference_data(obj) -> bool:
-    return isinstance(obj, az.InferenceData)
+    return isinstance(obj, NetCDFGroups) or isinstance(obj, _az().InferenceData)
 
 
 def make_inference_data(
     groups: Mapping[str, xr.Dataset], attrs: Mapping | None = None
-) -> az.InferenceData:
+) -> InferenceData:
     """An InferenceData from named xarray Datasets (``posterior``, ``prior``, ...)."""
     groups = {k: v for k, v in groups.items() if v is not None}
     with warnings.catch_warnings():
@@ -92,13 +112,13 @@ def make_inference_data(
         # about its upcoming refactor.
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", FutureWarning)
-        idata = az.InferenceData(**groups)
+        idata = _az().InferenceData(**groups)
     if attrs:
         idata.attrs = dict(attrs)
     return idata
 
 
-def group(idata: az.InferenceData, name: str) -> xr.Dataset | None:
+def group(idata: InferenceData, name: str) -> xr.Dataset | None:
     """A group of an InferenceData, or None when it is absent."""
     return getattr(idata, name, None) if name in idata.groups() else None
 
@@ -106,13 +126,13 @@ def group(idata: az.InferenceData, name: str) -> xr.Dataset | None:
 def rhat(ds: xr.Dataset) -> xr.Dataset:
     """Rank-normalised split R-hat (max of bulk and folded), one value per element."""
     with numpy_kernels():
-        return az.rhat(ds, method="rank")
+        return _az().rhat(ds, method="rank")
 
 
 def ess(ds: xr.Dataset, method: str = "bulk") -> xr.Dataset:
     """Effective sample size, ``method`` in {"bulk", "tail", "mean", "median", ...}."""
     with numpy_kernels():
-        return az.ess(ds, method=method)
+        return _az().ess(ds, method=method)
 
 
 def mcse(ds: xr.Dataset, method: str = "mean", prob: float | None = None) -> xr.Dataset:
@@ -120,21 +140,25 @@ def mcse(ds: xr.Dataset, method: str = "mean", prob: float | None = None) -> xr.
     ``prob``); the quantile version matches ``posterior::mcse_quantile``."""
     with numpy_kernels():
         if method == "quantile":
-            return az.mcse(ds, method="quantile", prob=prob)
-        return az.mcse(ds, method=method)
+            return _az().mcse(ds, method="quantile", prob=prob)
+        return _az().mcse(ds, method=method)
 
 
 def bfmi(energy: np.ndarray) -> np.ndarray:
-    """E-BFMI per chain from an energy array of shape (chain, draw)."""
-    with numpy_kernels():
-        return np.asarray(az.bfmi(np.asarray(energy, dtype=float)), dtype=float)
+    """E-BFMI per chain from an energy array of shape (chain, draw): the mean squared
+    change of the energy between draws over its sample variance (ddof 1; Betancourt 2016), ArviZ 0.2x's
+    ``az.bfmi`` written out (equal to it to rounding, tests/test_batchdiag.py) so that the
+    gate never imports ArviZ."""
+    e = np.atleast_2d(np.asarray(energy, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.square(np.diff(e, axis=1)).mean(axis=1) / np.var(e, axis=1, ddof=1)
 
 
-def loo(idata: az.InferenceData, var_name: str | None = None, pointwise: bool = True, reff: float | None = None):
+def loo(idata: InferenceData, var_name: str | None = None, pointwise: bool = True, reff: float | None = None):
     """PSIS-LOO (with the per-study log-likelihood this is leave-one-study-out);
     ``reff=None`` lets ArviZ compute the relative efficiency from the posterior."""
     with numpy_kernels():
-        return az.loo(idata, var_name=var_name, pointwise=pointwise, reff=reff)
+        return _az().loo(unwrap(idata), var_name=var_name, pointwise=pointwise, reff=reff)
 
 
 def relative_eff(posterior: xr.Dataset) -> float:
@@ -145,7 +169,7 @@ def relative_eff(posterior: xr.Dataset) -> float:
     if n_chains == 1:
         return 1.0
     with numpy_kernels():
-        e = az.ess(posterior, method="mean")
+        e = _az().ess(posterior, method="mean")
     return float(np.hstack([e[v].values.flatten() for v in e.data_vars]).mean() / (n_chains * n_draws))
 
 
@@ -154,26 +178,72 @@ def psislw(log_ratios: np.ndarray, reff: float = 1.0) -> tuple[np.ndarray, np.nd
     25:72); ``log_ratios`` has the draws on the last axis."""
     with warnings.catch_warnings(), numpy_kernels():
         warnings.simplefilter("ignore")
-        return az.psislw(log_ratios, reff=reff)
+        return _az().psislw(log_ratios, reff=reff)
 
 
-def plot_trace(idata: az.InferenceData, var_names: Iterable[str] | None = None):
+def plot_trace(idata: InferenceData, var_names: Iterable[str] | None = None):
     """Trace and rank plots (ArviZ ``plot_trace`` with rank bars) as one matplotlib figure."""
     with warnings.catch_warnings(), numpy_kernels():  # ArviZ 0.23 vs matplotlib 3.11 deprecation noise
         warnings.simplefilter("ignore")
-        axes = az.plot_trace(idata, var_names=None if var_names is None else list(var_names), kind="rank_bars",
+        axes = _az().plot_trace(unwrap(idata), var_names=None if var_names is None else list(var_names), kind="rank_bars",
                              compact=True, show=False)
     return np.asarray(axes).ravel()[0].figure
 
 
-def to_netcdf(idata: az.InferenceData, path) -> str:
+def to_netcdf(idata: InferenceData, path) -> str:
     """Write NetCDF through h5netcdf (a dependency; netCDF4 is not), never pickling."""
-    return idata.to_netcdf(str(path), engine="h5netcdf")
+    return unwrap(idata).to_netcdf(str(path), engine="h5netcdf")
 
 
-def from_netcdf(path) -> az.InferenceData:
+def from_netcdf(path) -> InferenceData:
     """Read a run's NetCDF file; plain arrays and attributes only, no code is executed."""
-    return az.from_netcdf(str(path), engine="h5netcdf")
+    return _az().from_netcdf(str(path), engine="h5netcdf")
+
+
+class NetCDFGroups:
+    """A run's ``idata.nc`` read group by group with xarray (h5netcdf), without importing
+    ArviZ: ``posterior``, ``prior``, ``sample_stats``, ... are the same Datasets
+    :func:`from_netcdf` gives (each read in full on first access), ``groups()`` and
+    ``name in`` work as on an InferenceData, and anything else is delegated to the ArviZ
+    InferenceData, read on first use (:meth:`full`). For commands that only read draws
+    (``bayesln predict RUN``): ArviZ's import costs more than the prediction."""
+
+    def __init__(self, path):
+        import h5netcdf
+
+        self._path = str(path)
+        self._data: dict[str, xr.Dataset] = {}
+        self._full = None
+        with h5netcdf.File(self._path, "r") as f:
+            self._names = list(f.groups)
+            #: the file's root attributes: what ArviZ reads into ``InferenceData.attrs``
+            self.attrs = dict(f.attrs)
+
+    def groups(self) -> list[str]:
+        return list(self._names)
+
+    def __contains__(self, name) -> bool:
+        return name in self._names
+
+    def full(self) -> InferenceData:
+        if self._full is None:
+            self._full = from_netcdf(self._path)
+        return self._full
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self._names:
+            if name not in self._data:
+                with xr.open_dataset(self._path, group=name, engine="h5netcdf") as ds:
+                    self._data[name] = ds.load()
+            return self._data[name]
+        return getattr(self.full(), name)
+
+
+def unwrap(idata):
+    """The ArviZ InferenceData behind ``idata`` (itself, or a :class:`NetCDFGroups`' full read)."""
+    return idata.full() if isinstance(idata, NetCDFGroups) else idata
 
 
 def drop_variables(ds: xr.Dataset, names: Iterable[str]) -> xr.Dataset:
@@ -197,7 +267,7 @@ def keep_variables(ds: xr.Dataset | None, allowed: Callable[[str], bool] | Itera
     return drop_unused_dims(drop_variables(ds, [str(v) for v in ds.data_vars if not ok(str(v))]))
 
 
-def replace_groups(idata: az.InferenceData, groups: Mapping[str, xr.Dataset | None]) -> az.InferenceData:
+def replace_groups(idata: InferenceData, groups: Mapping[str, xr.Dataset | None]) -> InferenceData:
     """A new InferenceData: ``idata``'s groups with those in ``groups`` replaced, added,
     or (value None) removed; the same attributes."""
     current = {g: getattr(idata, g) for g in idata.groups()}

@@ -326,6 +326,21 @@ class LoadedRun:
                                "folder is damaged, refit it") from None
         return self._idata
 
+    def draws(self):
+        """The run's ``idata.nc`` as :class:`bayesln._arviz.NetCDFGroups`: its groups read
+        with xarray on first access, without importing ArviZ (which the ArviZ
+        InferenceData, :attr:`idata`, needs); anything else is delegated to :attr:`idata`."""
+        if self._idata is not None:
+            return self._idata
+        from bayesln import _arviz
+        from bayesln.runs import RunError
+
+        try:
+            return _arviz.NetCDFGroups(self.path / "idata.nc")
+        except Exception as exc:  # as idata: a damaged file's errors have no common base class
+            raise RunError(f"{self.path / 'idata.nc'}: cannot be read ({type(exc).__name__}: {exc}); the run "
+                           "folder is damaged, refit it") from None
+
 
 def load_run(path: str | Path, *, spec: Spec | str | Path | None = None, data: TrialData | str | None = None) -> LoadedRun:
     """Load a run folder, after verifying it: every file ``run.json`` records must be

@@ -106,3 +106,19 @@ def test_gate_table_equals_the_arviz_table():
 def test_shape_errors():
     with pytest.raises(ValueError, match="chain, draw, parameter"):
         batchdiag.diagnostics(np.zeros(5))
+
+
+def test_bfmi_equals_arviz():
+    """The gate's E-BFMI (bayesln._arviz.bfmi, NumPy so that the gate never imports ArviZ)
+    equals ArviZ's az.bfmi on energy traces with low and high autocorrelation."""
+    from bayesln import _arviz
+
+    rng = np.random.default_rng(8)
+    for phi in (0.0, 0.6, 0.97):
+        e = np.zeros((4, 500))
+        for t in range(1, 500):
+            e[:, t] = phi * e[:, t - 1] + rng.normal(size=4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = az.bfmi(e)
+        np.testing.assert_allclose(_arviz.bfmi(e), ref, rtol=1e-12)

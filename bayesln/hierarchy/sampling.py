@@ -37,7 +37,7 @@ import pymc as pm
 import xarray as xr
 
 from bayesln import _arviz
-from bayesln.hierarchy.sampler_defaults import DEFAULT_SAMPLER
+from bayesln.hierarchy.sampler_defaults import DEFAULT_SAMPLER, check_seed  # noqa: F401  (re-exported)
 
 __all__ = ["BACKENDS", "SamplerSettings", "cached_nutpie_model", "clear_compiled_cache", "compile_nutpie", "compile_stats", "resolve_backend", "sample_model", "sample_nutpie_compiled"]
 
@@ -87,14 +87,6 @@ def default_progressbar(progressbar: bool | None) -> bool:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-def check_seed(seed) -> int:
-    if seed is None or isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an integer (it is required, for reproducibility), got {seed!r}")
-    if seed < 0 or seed >= 2**63:
-        raise ValueError(f"seed must be in [0, 2**63), got {seed}")
-    return int(seed)
 
 
 def _clean_posterior(ds: xr.Dataset) -> xr.Dataset:

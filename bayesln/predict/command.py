@@ -72,7 +72,7 @@ def load_run_result(path: str | Path):
                               direction=spec.data.directions.get(spec.data.outcome),
                               effect_modifiers=tuple(m.effect_modifiers or ()), baseline_covariates=tuple(m.baseline_covariates),
                               warn=False, nonrandomised=m.nonrandomised)
-    idata = run.idata
+    idata = run.draws()  # the groups only: no ArviZ import to predict from stored draws
     post = idata.posterior
     stored = post.attrs.get("covariate_transforms")
     if stored is not None and json.loads(stored) != json.loads(design.transforms_json()):

@@ -897,7 +897,10 @@ def engine_for(result, draws: int | None = None, seed: int = 0, data=None):
     """The prediction engine of a fit result. ``data`` (a TrialData) gives the study-level
     covariates of the trials to engines whose fit results do not carry them (the ordinal
     family); the core engine reads them from its design and ignores it."""
-    import bayesln.predict.ordinal  # noqa: F401  (registers the ordinal engine)
+    import sys
+
+    if "bayesln.hierarchy.ordinal" in sys.modules:  # else no result can be an ordinal one (and its
+        import bayesln.predict.ordinal  # noqa: F401  engine would import PyMC for nothing); registers it
 
     for rtype, etype in _ENGINES:
         acc = getattr(etype, "accepts", None)

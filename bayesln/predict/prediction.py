@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from bayesln.hierarchy.diagnostics import gate_warning
-from bayesln.hierarchy.sampling import check_seed
+from bayesln.hierarchy.sampler_defaults import check_seed
 from bayesln.predict.engine import LEVELS, ArmSpec, engine_for, quantities_from_eta, quantities_from_p  # noqa: F401
 from bayesln.predict.extrapolation import (
     PRIOR_DRIVEN_SHARE,

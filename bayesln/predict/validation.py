@@ -43,7 +43,7 @@ from scipy import stats
 from scipy.special import expit, logsumexp
 
 from bayesln.hierarchy.priors import Prior, Priors, half_normal, normal
-from bayesln.hierarchy.sampling import check_seed
+from bayesln.hierarchy.sampler_defaults import check_seed
 from bayesln.predict.engine import ArmSpec, engine_for, stream
 from bayesln.predict.targets import COVARIATES, Target
 
