@@ -14,7 +14,7 @@ chains.
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 from scipy.fft import next_fast_len
 
 __all__ = ["diagnostics", "ess_bulk", "ess_tail", "rhat_rank"]
