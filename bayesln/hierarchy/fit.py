@@ -345,12 +345,8 @@ def sample_core(model, design, priors: Priors, *, form, auto: bool, common_effec
     Returns (posterior, sample_stats, backend used, diagnostics, final settings, the model
     sampled last, label of its log density or None)."""
     forms = (_form_key(form), _form_key(baseline_parameterization))
-    if common_effect:
-        forms_alt = (forms[0], FALLBACK_FORMS[1] if baseline_auto else forms[1])
-    else:
-        forms_alt = (FALLBACK_FORMS[0] if auto else forms[0], FALLBACK_FORMS[1] if baseline_auto else forms[1])
-    if design.baseline == "independent":
-        forms_alt = (forms_alt[0], forms[1])
+    forms_alt = (FALLBACK_FORMS[0] if auto and not common_effect else forms[0],
+                 FALLBACK_FORMS[1] if baseline_auto and design.baseline != "independent" else forms[1])
     models = {False: (model, forms)}
     if forms_alt != forms:
         models[True] = (None, forms_alt)  # built when the structural retry needs it
