@@ -67,8 +67,8 @@ drawn from the included ones). The reference baseline can also be fixed by
 ``reference_baseline={"complete_response": p, "total_response": q}`` (probabilities on the
 reference comparator).
 
-This module also holds the small machinery shared by the three issue-5 families
-(:mod:`.ordinal`, :mod:`.joint`, :mod:`.network`): reading a long table, phase/design
+This module also holds the small machinery shared by the three model families built on the
+core (:mod:`.ordinal`, :mod:`.joint`, :mod:`.network`): reading a long table, phase/design
 selection with reasons, :class:`FamilyFitResult` (a :class:`FitResult` subclass) and
 :func:`sample_family` (sampling via :func:`bayesln.hierarchy.sampling.sample_model`, the
 diagnostics gate :func:`bayesln.hierarchy.diagnostics.run_gate`, InferenceData assembly).
@@ -219,7 +219,7 @@ def select_phase_design(long: pd.DataFrame, phases, designs) -> tuple[pd.DataFra
 
 @dataclass
 class FamilyDesign:
-    """What every issue-5 design carries (for :class:`FamilyFitResult`)."""
+    """What every ordinal / joint / network design carries (for :class:`FamilyFitResult`)."""
 
     family: str
     outcome: str
@@ -346,8 +346,8 @@ class SummaryRows:
 
 @dataclass(repr=False)
 class FamilyFitResult(FitResult):
-    """A :class:`~bayesln.hierarchy.result.FitResult` of one of the issue-5 families
-    (ordinal, joint, network). Same attributes (``idata``, ``diagnostics``, ``status``,
+    """A :class:`~bayesln.hierarchy.result.FitResult` of the ordinal, joint or network
+    family. Same attributes (``idata``, ``diagnostics``, ``status``,
     ``config``, ``seed``, ``backend``, ``usage``, ``summary()``, ``loo()``,
     ``to_dict()``, ``to_netcdf()``); ``design`` is the family's own design object."""
 

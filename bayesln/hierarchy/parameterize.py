@@ -23,8 +23,8 @@ Q-profile confidence interval of tau from the same log odds ratios (0 when fewer
 studies have both arms, or when the interval reaches 0). So no study is centred unless the
 data show clear heterogeneity: where tau's posterior reaches small values, a centred study
 is in a funnel. (The DerSimonian-Laird point estimate in place of ``tau_lo`` centred too
-many: on the issue-21 simulation 15 of 30 fits passed the gate, against 26 of 30 with every
-study non-centred.) Studies without a treated or a control arm (single-arm studies under
+many: on simulated reviews of 20-30 trials, benchmarks/calibration.py's "issue" part, 15 of
+30 fits passed the gate, against 26 of 30 with every study non-centred.) Studies without a treated or a control arm (single-arm studies under
 exchangeable baselines) are non-centred: their data do not inform ``delta_i``.
 
 Exchangeable baselines (``baseline_parameterization = "auto"``) get the same rule one
