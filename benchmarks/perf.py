@@ -713,9 +713,28 @@ def bench_readonly(cfg) -> dict:
     return out
 
 
+def bench_check(cfg) -> dict:
+    """``bayesln check`` on the main analysis's run folder, fresh process, warm disk caches
+    (issue 20: < 20 s): the frequentist comparison, PPC, leave-one-study-out with its exact
+    refits, prior sensitivity and model comparison refits, as the command runs them."""
+    exe = shutil.which("bayesln") or str(Path(sys.executable).with_name("bayesln"))
+    with tempfile.TemporaryDirectory() as tmp:
+        fit = run_cmd([exe, "fit", str(SPEC), "--out", tmp, "--name", "run", "--quiet"])
+        if fit.get("returncode") != 0:
+            return {"error": "the run could not be written", **fit}
+        reps = [run_cmd([exe, "check", str(Path(tmp) / "run"), "--quiet", "--format", "json"], parse=False)
+                for _ in range(cfg.reps)]
+    for r in reps:
+        print(f"  check: {r['wall_s']:.1f} s", file=sys.stderr)
+    return {"description": "bayesln check RUN (models/total_response.toml's run; every check the command runs by "
+                           "default), fresh process, warm disk caches",
+            "reps": reps, "median_s": med([r["wall_s"] for r in reps]),
+            "returncode": max(r["returncode"] for r in reps)}
+
+
 BENCHMARKS = {"main": bench_main, "compile_cache": bench_compile_cache, "backends": bench_backends,
               "scaling": bench_scaling, "frequentist": bench_frequentist, "loto": bench_loto,
-              "likelihood": bench_likelihood, "readonly": bench_readonly}
+              "likelihood": bench_likelihood, "readonly": bench_readonly, "check": bench_check}
 
 
 # =========================================================================== targets
@@ -780,6 +799,10 @@ def verdicts(res: dict, brms: dict | None) -> dict:
         t = max(fr["OR"]["median_s"], fr.get("RR", {}).get("median_s", 0))
         out["frequentist_batch_under_10s"] = {"target": "10,000 meta-analyses x 10 trials (MH + DL + REML) < 10 s",
                                               "value_s": t, "pass": t < 10}
+    ck = b.get("check", {})
+    if ck.get("median_s") is not None:
+        out["check_under_20s"] = {"target": "bayesln check on the main run, fresh process < 20 s",
+                                  "value_s": ck["median_s"], "pass": ck["median_s"] < 20 and ck["returncode"] == 0}
     ro = b.get("readonly", {})
     for label in ("summarize", "predict_one_target"):
         if ro.get(label, {}).get("median_s") is not None:
