@@ -90,7 +90,7 @@ def check_traceable(rows: list[dict]) -> list[str]:
             key = (r["study_id"], r["treatment"], c)
             if key in WORDED:
                 want, words = WORDED[key]
-                if int(float(v)) != want or words.split(" DERIVED")[0][:30] not in r["notes"]:
+                if int(float(v)) != want or words not in r["notes"]:
                     problems.append(f"{key}: {v} vs the worded entry {WORDED[key]}")
                 continue
             if str(int(float(v))) not in numbers:

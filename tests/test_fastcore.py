@@ -133,6 +133,15 @@ def _hierarchical(centered, pt, name, raw_name, loc, scale):
     return loc + scale * raw, stats.norm().logpdf(raw).sum()
 
 
+def _per_study(flags, raw, loc, scale):
+    """Values ~ N(loc, scale) with one sampled vector ``raw``: the value itself where a
+    study is centred (flag True), (value - loc) / scale elsewhere: (values, log density)."""
+    c = np.asarray(flags, dtype=bool)
+    loc = np.broadcast_to(loc, raw.shape)
+    values = np.where(c, raw, loc + scale * raw)
+    return values, stats.norm(loc[c], scale).logpdf(raw[c]).sum() + stats.norm().logpdf(raw[~c]).sum()
+
+
 def scipy_logp(x, design, priors, tau_prior, kw, lay):
     """The core model's log density at the unconstrained point x, from scipy.stats."""
     pt = _split(x, lay)
@@ -155,10 +164,7 @@ def scipy_logp(x, design, priors, tau_prior, kw, lay):
         if isinstance(bpar, str):
             mu, lpm = _hierarchical(bpar == "centered", pt, "mu", "mu_raw", loc, sig)
         else:  # per study: mu_raw is mu where centred, (mu - loc) / sigma_mu elsewhere
-            c = np.asarray(bpar, dtype=bool)
-            raw = pt["mu_raw"]
-            mu = np.where(c, raw, loc + sig * raw)
-            lpm = stats.norm(loc[c], sig).logpdf(raw[c]).sum() + stats.norm().logpdf(raw[~c]).sum()
+            mu, lpm = _per_study(bpar, pt["mu_raw"], loc, sig)
         lp += lpm
     d = float(pt["d"])
     lp += _loc_logpdf(priors.d, d)
@@ -171,10 +177,7 @@ def scipy_logp(x, design, priors, tau_prior, kw, lay):
         if isinstance(par, str):
             delta, lpd = _hierarchical(par == "centered", pt, "delta", "z", d, tau)
         else:  # per study: delta_raw is delta where centred, (delta - d) / tau elsewhere
-            c = np.asarray(par, dtype=bool)
-            raw = pt["delta_raw"]
-            delta = np.where(c, raw, d + tau * raw)
-            lpd = stats.norm(d, tau).logpdf(raw[c]).sum() + stats.norm().logpdf(raw[~c]).sum()
+            delta, lpd = _per_study(par, pt["delta_raw"], d, tau)
         lp += lpd
     eta = mu[design.arm_study] + design.treated * delta[design.arm_study]
     if design.effect_names:

@@ -14,7 +14,7 @@ References, independent of the code under test:
 from __future__ import annotations
 
 import math
-import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +61,7 @@ def test_blank_is_unknown_and_counts_are_the_quoted_numbers(ev):
 
     worded = {(w["study"], w["treatment"], w["column"]) for w in datapackage()["worded_counts"]}
     for _, r in ev.table.iterrows():
-        numbers = set(__import__("re").findall(r"(?<![0-9.])[0-9]+(?![0-9])", r["notes"]))
+        numbers = set(re.findall(r"(?<![0-9.])[0-9]+(?![0-9])", r["notes"]))
         for c in COUNT_COLUMNS:
             if pd.notna(r[c]) and (r["study"], r["treatment"], c) not in worded:
                 assert str(int(r[c])) in numbers, (r["study"], r["arm"], c)

@@ -203,12 +203,19 @@ def _proj(X: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.diag(w) - wx @ _invcalc(X, w) @ wx.T
 
 
+def qe_mods(tau2: float, yi: np.ndarray, vi: np.ndarray, X: np.ndarray) -> float:
+    """Generalised Q of the meta-regression on ``X`` (intercept column included) at
+    ``tau2``: the weighted residual sum of squares ``y' P y`` (metafor's QE with moderators),
+    without forming the k x k matrix P."""
+    w = 1.0 / (vi + tau2)
+    beta = _invcalc(X, w) @ (X.T @ (w * yi))
+    return float((w * (yi - X @ beta) ** 2).sum())
+
+
 def _reml_ll_mods(tau2: float, ymc: np.ndarray, vi: np.ndarray, X: np.ndarray) -> float:
     k, p = X.shape
     w = 1.0 / (vi + tau2)
-    inv = _invcalc(X, w)
-    beta = inv @ (X.T @ (w * ymc))
-    rss = float((w * (ymc - X @ beta) ** 2).sum())
+    rss = qe_mods(tau2, ymc, vi, X)
     _, logdet = np.linalg.slogdet((X.T * w) @ X)
     return float(-0.5 * (k - p) * math.log(2 * math.pi) - 0.5 * np.log(vi + tau2).sum() - 0.5 * logdet - 0.5 * rss)
 

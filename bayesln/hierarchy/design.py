@@ -512,11 +512,11 @@ def build_design(
                 struct_ok[s] = False
 
     # ------------------------------------------------------------------ study designs
-    nrs = _nonrandomised(tab, studies)
+    designs = _stated_designs(tab)
     for s in studies:
-        if s in usage and struct_ok[s] and s not in nrs and "design" in tab.columns and s in _blank_design(tab):
+        if struct_ok[s] and designs.get(s) == "":
             usage[s]["usage"].append("design not stated (taken as comparable with the randomised trials)")
-    nrs = {s: d for s, d in nrs.items() if struct_ok[s]}
+    nrs = {s: designs[s] for s in studies if struct_ok[s] and designs.get(s) not in (None, "", "rct")}
     if nrs and nonrandomised == "exclude":
         for s, d in nrs.items():
             struct_ok[s] = False
@@ -720,22 +720,13 @@ def build_design(
     )
 
 
-def _nonrandomised(tab: pd.DataFrame, studies: list[str]) -> dict[str, str]:
-    """``{study: design}`` of the studies whose stated design is not ``"rct"``."""
+def _stated_designs(tab: pd.DataFrame) -> dict[str, str]:
+    """``{study: design}`` as the arm table states it ("" when blank); empty without a
+    ``design`` column (one pass over the table)."""
     if "design" not in tab.columns:
         return {}
     d = tab.groupby("study", sort=False)["design"].first()
-    out = {}
-    for s in studies:
-        v = d.get(s)
-        if isinstance(v, str) and v.strip() and v != "rct":
-            out[s] = v
-    return out
-
-
-def _blank_design(tab: pd.DataFrame) -> set[str]:
-    d = tab.groupby("study", sort=False)["design"].first()
-    return {s for s, v in d.items() if not (isinstance(v, str) and v.strip())}
+    return {s: v if isinstance(v, str) and v.strip() else "" for s, v in d.items()}
 
 
 def _arm_word(k: int) -> str:

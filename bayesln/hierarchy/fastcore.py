@@ -435,7 +435,8 @@ def _pack(design, priors, tau_prior, *, common_effect, parameterization, baselin
     A, S = design.n_arms, design.n_studies
     P, Q = len(design.effect_names), len(design.baseline_names)
     exch = design.baseline != "independent"
-    from bayesln.hierarchy.model import mask_kind, study_mask
+    from bayesln.hierarchy.model import study_mask
+    from bayesln.hierarchy.parameterize import mask_kind
 
     mask = study_mask(parameterization, S)
     kind = mask_kind(mask)

@@ -57,6 +57,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bayesln.hierarchy.design import Design, build_design
+from bayesln.hierarchy.parameterize import mask_kind, resolve, resolve_baseline
 from bayesln.hierarchy.priors import Prior, Priors, resolve_tau_prior
 
 __all__ = ["build_core_model", "mask_kind", "model_from_design", "study_mask"]
@@ -78,13 +79,6 @@ def study_mask(parameterization, n_studies: int, *, what: str = "parameterizatio
         raise ValueError(f"{what}: one flag (True = centred) per study is needed, {n_studies} studies; "
                          f"got {list(parameterization)!r}")
     return mask
-
-
-def mask_kind(mask) -> str:
-    """``"noncentered"``, ``"centered"`` or ``"mixed"``."""
-    if not any(mask):
-        return "noncentered"
-    return "centered" if all(mask) else "mixed"
 
 
 def _location_rv(name: str, prior: Prior, dims=None):
@@ -291,8 +285,6 @@ def build_core_model(
         direction=direction,
         nonrandomised=nonrandomised,
     )
-    from bayesln.hierarchy.parameterize import resolve, resolve_baseline
-
     parameterization, _ = resolve(design, parameterization, common_effect=common_effect)
     baseline_parameterization, _ = resolve_baseline(design, baseline_parameterization)
     model = model_from_design(

@@ -50,8 +50,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["LEVEL", "RATIO", "baseline_log_odds_variance", "choose", "choose_baseline", "reference_tau", "resolve",
-           "resolve_baseline", "study_log_or_variance"]
+__all__ = ["LEVEL", "RATIO", "baseline_log_odds_variance", "choose", "choose_baseline", "mask_kind", "reference_tau",
+           "resolve", "resolve_baseline", "study_log_or_variance"]
 
 #: a study is centred when its log-OR variance is below RATIO * tau_ref^2
 RATIO = 1.0
@@ -68,13 +68,11 @@ def study_log_or_variance(design) -> tuple[np.ndarray, np.ndarray]:
     t = design.treated.astype(int)
     np.add.at(ev, (design.arm_study, t), design.events.astype(float))
     np.add.at(nn, (design.arm_study, t), design.n.astype(float))
-    cells = np.stack([ev, nn - ev], axis=-1)  # study, arm (control, treated), (events, non-events)
+    from bayesln.frequentist.effects import escalc_arrays
+
     both = (nn > 0).all(axis=1)
-    add = np.where((cells == 0).any(axis=(1, 2)), 0.5, 0.0)[:, None, None]
-    c = cells + add
-    with np.errstate(divide="ignore", invalid="ignore"):
-        y = np.log(c[:, 1, 0] / c[:, 1, 1]) - np.log(c[:, 0, 0] / c[:, 0, 1])
-        v = (1.0 / c).sum(axis=(1, 2))
+    # metafor's escalc(measure="OR"): 1/2 added to every cell of a study with a zero cell
+    y, v = escalc_arrays(ev[:, 1], nn[:, 1], ev[:, 0], nn[:, 0], "OR")
     y[~both] = np.nan
     v[~both] = np.nan
     return y, v
@@ -98,16 +96,6 @@ def baseline_log_odds_variance(design) -> tuple[np.ndarray, np.ndarray]:
     return y, v
 
 
-def _qe_mods(tau2: float, y: np.ndarray, v: np.ndarray, X: np.ndarray) -> float:
-    """Generalised Q of a weighted least-squares meta-regression at tau2 (metafor's QE
-    with moderators X, intercept included in X)."""
-    w = 1.0 / (v + tau2)
-    XtW = X.T * w
-    b = np.linalg.lstsq(XtW @ X, XtW @ y, rcond=None)[0]
-    r = y - X @ b
-    return float((w * r * r).sum())
-
-
 def reference_tau(y: np.ndarray, v: np.ndarray, level: float | None = None, *, X: np.ndarray | None = None) -> float:
     """The lower limit of the Q-profile confidence interval of tau (``level`` %, default
     :data:`LEVEL`) from the studies' estimates y with variances v: a value tau is unlikely
@@ -116,6 +104,7 @@ def reference_tau(y: np.ndarray, v: np.ndarray, level: float | None = None, *, X
     equal to the chi-square's upper quantile, as metafor's Q-profile for ``rma(mods=)``)."""
     from scipy import optimize, stats
 
+    from bayesln.frequentist.bias import qe_mods
     from bayesln.frequentist.models import tau2_dl, tau2_qprofile_ci
 
     ok = np.isfinite(y) & np.isfinite(v) & (v > 0)
@@ -131,12 +120,12 @@ def reference_tau(y: np.ndarray, v: np.ndarray, level: float | None = None, *, X
         return 0.0
     crit = float(stats.chi2.isf((1 - level / 100) / 2, df))
     yo, vo = y[ok], v[ok]
-    if _qe_mods(0.0, yo, vo, Xd) <= crit:
+    if qe_mods(0.0, yo, vo, Xd) <= crit:
         return 0.0
     hi = 100.0
-    while _qe_mods(hi, yo, vo, Xd) > crit and hi < 1e8:
+    while qe_mods(hi, yo, vo, Xd) > crit and hi < 1e8:
         hi *= 10
-    lo = optimize.brentq(lambda t: _qe_mods(t, yo, vo, Xd) - crit, 0.0, hi, xtol=1e-10)
+    lo = optimize.brentq(lambda t: qe_mods(t, yo, vo, Xd) - crit, 0.0, hi, xtol=1e-10)
     return float(np.sqrt(lo))
 
 
@@ -145,19 +134,38 @@ def choose(design, *, ratio: float | None = None) -> tuple[tuple[bool, ...], dic
     record of why (for the run's config)."""
     ratio = RATIO if ratio is None else ratio
     y, v = study_log_or_variance(design)
-    tau_ref = reference_tau(y, v)
+    rule = (f"centred when var(log OR_i) < {ratio:g} * tau_lo^2, tau_lo the lower {LEVEL:g}% Q-profile "
+            "limit of tau (bayesln.hierarchy.parameterize)")
+    return _centred_where(design, v, reference_tau(y, v), ratio, rule, "tau_ref")
+
+
+def _centred_where(design, v: np.ndarray, ref: float, ratio: float, rule: str, ref_key: str):
+    """Flags (True where ``v < ratio * ref^2``) and the record of the choice."""
     with np.errstate(invalid="ignore"):
-        mask = np.isfinite(v) & (v < ratio * tau_ref**2)
+        mask = np.isfinite(v) & (v < ratio * ref**2)
     flags = tuple(bool(b) for b in mask)
     record = {
-        "rule": (f"centred when var(log OR_i) < {ratio:g} * tau_lo^2, tau_lo the lower {LEVEL:g}% Q-profile "
-                 "limit of tau (bayesln.hierarchy.parameterize)"),
-        "tau_ref": tau_ref,
+        "rule": rule,
+        ref_key: ref,
         "centered": [s for s, f in zip(design.study_ids, flags) if f],
         "n_centered": int(sum(flags)),
         "n_studies": len(flags),
     }
     return flags, record
+
+
+def mask_kind(mask) -> str:
+    """``"noncentered"``, ``"centered"`` or ``"mixed"`` for per-study centring flags."""
+    if not any(mask):
+        return "noncentered"
+    return "centered" if all(mask) else "mixed"
+
+
+def _as_form(flags: tuple[bool, ...], record: dict) -> tuple[str | tuple[bool, ...], dict]:
+    """One form for every study, or the flags when the choice mixes both (recorded)."""
+    kind = mask_kind(flags)
+    record["form"] = kind
+    return (kind if kind != "mixed" else flags), record
 
 def resolve(design, parameterization, *, common_effect: bool = False) -> tuple[str | tuple[bool, ...], dict | None]:
     """``parameterization`` as :func:`~bayesln.hierarchy.model.model_from_design` takes it:
@@ -167,12 +175,7 @@ def resolve(design, parameterization, *, common_effect: bool = False) -> tuple[s
     if isinstance(parameterization, str) and parameterization == "auto":
         if common_effect:
             return "noncentered", None  # no study effects to parameterise
-        from bayesln.hierarchy.model import mask_kind
-
-        flags, record = choose(design)
-        kind = mask_kind(flags)
-        record["form"] = kind
-        return (kind if kind != "mixed" else flags), record
+        return _as_form(*choose(design))
     return parameterization, None
 
 
@@ -182,20 +185,10 @@ def choose_baseline(design, *, ratio: float | None = None) -> tuple[tuple[bool, 
     ratio = RATIO if ratio is None else ratio
     y, v = baseline_log_odds_variance(design)
     Z = np.asarray(design.Z_baseline, float) if design.baseline_names else None
-    sigma_ref = reference_tau(y, v, X=Z)
-    with np.errstate(invalid="ignore"):
-        mask = np.isfinite(v) & (v < ratio * sigma_ref**2)
-    flags = tuple(bool(b) for b in mask)
-    record = {
-        "rule": (f"baseline centred when var(control log odds_i) < {ratio:g} * sigma_lo^2, sigma_lo the lower "
-                 f"{LEVEL:g}% Q-profile limit of the between-study SD of the control log odds"
-                 + (" given the baseline covariates" if Z is not None else "") + " (bayesln.hierarchy.parameterize)"),
-        "sigma_ref": sigma_ref,
-        "centered": [s for s, f in zip(design.study_ids, flags) if f],
-        "n_centered": int(sum(flags)),
-        "n_studies": len(flags),
-    }
-    return flags, record
+    rule = (f"baseline centred when var(control log odds_i) < {ratio:g} * sigma_lo^2, sigma_lo the lower "
+            f"{LEVEL:g}% Q-profile limit of the between-study SD of the control log odds"
+            + (" given the baseline covariates" if Z is not None else "") + " (bayesln.hierarchy.parameterize)")
+    return _centred_where(design, v, reference_tau(y, v, X=Z), ratio, rule, "sigma_ref")
 
 
 def resolve_baseline(design, baseline_parameterization) -> tuple[str | tuple[bool, ...], dict | None]:
@@ -207,10 +200,5 @@ def resolve_baseline(design, baseline_parameterization) -> tuple[str | tuple[boo
     if isinstance(baseline_parameterization, str) and baseline_parameterization == "auto":
         if design.baseline == "independent":
             return "centered", None
-        from bayesln.hierarchy.model import mask_kind
-
-        flags, record = choose_baseline(design)
-        kind = mask_kind(flags)
-        record["form"] = kind
-        return (kind if kind != "mixed" else flags), record
+        return _as_form(*choose_baseline(design))
     return baseline_parameterization, None

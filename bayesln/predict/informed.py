@@ -67,10 +67,12 @@ HETEROGENEITY = half_normal(0.5)
 
 # ------------------------------------------------------------------------------- contrasts
 def _woolf(a: float, n1: float, c: float, n2: float) -> tuple[float, float]:
-    cells = np.array([a, n1 - a, c, n2 - c], dtype=float)
-    if (cells == 0).any():
-        cells = cells + 0.5
-    return float(math.log(cells[0] / cells[1]) - math.log(cells[2] / cells[3])), float((1.0 / cells).sum())
+    """Log odds ratio and its Woolf variance (metafor's escalc, 1/2 added to every cell of a
+    table with a zero cell)."""
+    from bayesln.frequentist.effects import escalc_arrays
+
+    y, v = escalc_arrays([a], [n1], [c], [n2], "OR")
+    return float(y[0]), float(v[0])
 
 
 def _arm_counts(ev: ExternalEvidence, study: str, arm: str, outcome: str) -> dict:
