@@ -145,9 +145,9 @@ FAMILY_MODEL_KEYS = {
     "core": ("treat", "baseline", "effect_modifiers", "baseline_covariates", "common_effect", "parameterization",
              "baseline_parameterization", "nonrandomised"),
     "ordinal": ("treat", "link", "cutpoint_specific", "baseline", "effect_modifiers", "phase_effect",
-                "common_effect", "reference_baseline"),
-    "joint": ("treat", "lkj_eta", "baseline", "directions", "phase_effect"),
-    "network": ("reference", "model", "effects", "treatments", "inconsistency", "phase_effect"),
+                "common_effect", "reference_baseline", "parameterization"),
+    "joint": ("treat", "lkj_eta", "baseline", "directions", "phase_effect", "parameterization"),
+    "network": ("reference", "model", "effects", "treatments", "inconsistency", "phase_effect", "parameterization"),
 }
 ORDINAL_OUTCOME = "renal_response"
 ORDINAL_MODIFIERS = ("regimen", "comparator", "phase")
@@ -162,8 +162,9 @@ class ModelSection(_Section):
     effect_modifiers: list[str] | None = None
     baseline_covariates: list[str] = Field(default_factory=list)
     common_effect: bool = False
-    #: core: each study's random effect centred or non-centred by how strongly its data
-    #: inform it ("auto", bayesln.hierarchy.parameterize), or one form for every study
+    #: every family: each study's random effect centred or non-centred by how strongly its
+    #: data inform it ("auto", bayesln.hierarchy.parameterize and each family's choose_*),
+    #: or one form for every study
     parameterization: Literal["auto", "noncentered", "centered"] = "auto"
     #: core, exchangeable baselines: "auto" (default: per study, from how strongly its
     #: control arms inform its baseline; bayesln.hierarchy.parameterize), or one form for

@@ -244,7 +244,8 @@ def test_family_keys_reach_the_fit_function():
     assert "lkj_eta" not in kw and "reference" not in kw
     assert type(sp.priors_obj()).__name__ == "OrdinalPriors"  # gap / psi priors allowed
     net = load_spec(MODELS / "network_total_response.toml").model.family_kwargs()
-    assert net == {"reference": "ivcy", "model": "consistency", "effects": "random", "inconsistency": "node_split"}
+    assert net == {"reference": "ivcy", "model": "consistency", "effects": "random", "inconsistency": "node_split",
+                   "parameterization": "auto"}  # every family chooses its study effects' form from the data
     joint = load_spec(MODELS / "joint_efficacy_safety.toml")
     assert joint.model.family_kwargs()["lkj_eta"] == 2.0
     assert joint.outcome.startswith("total_response+severe_infection")

@@ -11,7 +11,12 @@ Arm-based binomial likelihoods, one per (study, outcome, arm) with known counts:
 
 Non-centred: for a study reporting the outcomes S, ``delta_iS = d_S + diag(tau_S)
 chol(Omega_SS) z_iS`` with ``z_iS ~ N(0, I)``; tau and Omega are separate parameters
-(LKJ correlation + separate tau).
+(LKJ correlation + separate tau). A study whose data pin its effects down more tightly
+than tau spreads them is sampled centred instead (``delta_iS ~ MVN(d_S, Sigma_SS)`` with
+the Cholesky factor ``diag(tau_S) chol(Omega_SS)``, free variables ``delta_c<pattern>``);
+``parameterization="auto"`` (the default of :func:`fit_joint`) chooses per study
+(:func:`choose_joint`), and ``z`` (the whitened effects) is a posterior variable in every
+form.
 A study that reports only some outcomes contributes to those outcomes only: only its
 reported components of ``delta_i`` exist, with the marginal multivariate normal of those
 outcomes (missing at random). The arms of a
@@ -87,10 +92,14 @@ from bayesln.hierarchy.ordinal import (
     _as_names,
     check_model_keys,
     coerce_priors,
+    effect_mask,
+    family_form,
+    form_config,
     label_of,
     load_toml,
     location_rv,
     long_table,
+    mvn_chol,
     sample_family,
     sampler_config,
     scale_rv,
@@ -101,7 +110,8 @@ from bayesln.hierarchy.ordinal import (
 from bayesln.hierarchy.priors import Priors, resolve_tau_prior
 from bayesln.hierarchy.sampling import SamplerSettings, check_seed, resolve_backend
 
-__all__ = ["JointDesign", "JointResult", "build_joint_design", "build_joint_model", "fit_joint", "lkj_marginal_sd"]
+__all__ = ["JointDesign", "JointResult", "build_joint_design", "build_joint_model", "choose_joint", "fit_joint",
+           "lkj_marginal_sd"]
 
 
 def lkj_marginal_sd(eta: float, k: int) -> float:
@@ -425,7 +435,25 @@ def lkj_cholesky(name: str, K: int, eta: float, dims=None):
     return pt.stack(rows)
 
 
-def build_joint_model(design: JointDesign, *, priors: Priors | dict | None = None, lkj_eta: float = 2.0) -> pm.Model:
+def choose_joint(design: JointDesign) -> tuple:
+    """``parameterization="auto"`` of the joint family: each (study, outcome) cell's Woolf
+    log-OR variance against ``tau_lo`` of its outcome (:func:`bayesln.hierarchy.parameterize.
+    centred_cells`); a study is centred when all its cells are (its cells share one
+    multivariate normal). Returns (form or flags, record)."""
+    from bayesln.hierarchy.parameterize import LEVEL, RATIO, centred_cells, family_choice, pooled_log_or
+
+    rows, so = design.rows, design.so
+    y, v = pooled_log_or(rows["so_index"], rows["treated"], rows["events"], rows["n"], len(so))
+    oi = so["outcome_index"].to_numpy()
+    flags, refs = centred_cells(y, v, groups=oi)
+    refs = {design.outcomes[int(k)]: r for k, r in refs.items()}
+    rule = (f"study centred when var(log OR_io) < {RATIO:g} * tau_lo(o)^2 for each of its outcomes o, tau_lo(o) the "
+            f"lower {LEVEL:g}% Q-profile limit of outcome o's tau (bayesln.hierarchy.joint.choose_joint)")
+    return family_choice(design.study_ids, so["study_index"].to_numpy(), flags, refs, rule)
+
+
+def build_joint_model(design: JointDesign, *, priors: Priors | dict | None = None, lkj_eta: float = 2.0,
+                      parameterization="noncentered") -> pm.Model:
     """PyMC model of a :class:`JointDesign`. Posterior variables: ``mu`` (so), ``m``,
     ``sigma_mu`` (outcome, exchangeable baselines), ``d``, ``tau`` (outcome), ``rho``
     (outcome_pair), ``z`` and ``delta`` (so: the reported study x outcome cells), ``tau_<k>`` (the scalar tau
@@ -433,12 +461,15 @@ def build_joint_model(design: JointDesign, *, priors: Priors | dict | None = Non
     :func:`lkj_cholesky`). With ``design.phase_effect``: ``beta_phase`` (outcome: the
     maintenance shift of the log odds ratio, included in ``delta``) and, with exchangeable
     baselines, ``gamma_phase`` (outcome: the maintenance shift of the baseline mean).
+    ``parameterization``: ``"noncentered"`` (default here), ``"centered"``, ``"auto"``
+    (:func:`choose_joint`) or one flag per study (True: centred; see the module docstring).
     Events / n are ``pm.Data`` (``events_data``, ``n_data``). The scalar building blocks
     ``tau_<k>``, ``sigma_mu_<k>`` and ``cpc`` are sampled but not exported: the fit's
     InferenceData holds only the variables of :data:`JOINT_EXPORT`."""
     if not lkj_eta > 0:
         raise ValueError(f"lkj_eta must be > 0, got {lkj_eta}")
     pr = coerce_priors(priors, Priors)
+    form, _ = family_form(parameterization, lambda: choose_joint(design))
     K = len(design.outcomes)
     rows, so = design.rows, design.so
     ri, cj = np.tril_indices(K, -1)
@@ -483,32 +514,68 @@ def build_joint_model(design: JointDesign, *, priors: Priors | dict | None = Non
         # the outcomes S, delta_iS = d_S + diag(tau_S) chol(Omega_SS) z_iS, the exact
         # marginal of the multivariate normal (no free z for unreported outcomes, which
         # would otherwise tangle with the correlation parameters)
-        z = pm.Normal("z", 0.0, 1.0, dims="so")
-        cells = []
-        order = []
+        centred = effect_mask(form, design.n_studies)
+        mixed = bool(centred.any())
+        c_so = centred[so["study_index"].to_numpy()]  # cells of centred studies
+        # non-centred cells: z ~ N(0, I) (named "z" when every study is non-centred)
+        nc_pos = np.full(len(so), -1)
+        nc_pos[~c_so] = np.arange(int((~c_so).sum()))
+        if not mixed:
+            z = pm.Normal("z", 0.0, 1.0, dims="so")
+        elif (~c_so).any():
+            z = pm.Normal("z_nc", 0.0, 1.0, shape=int((~c_so).sum()))
+        cells, order, centred_blocks = [], [], []
         for pat, grp in so.groupby("pattern", sort=False):
             idx = [int(k) for k in pat.split(",")]
             cidx = np.array([list(g.sort_values("outcome_index").index) for _, g in grp.groupby("study_index", sort=False)])
-            zz = z[cidx]  # (n studies, |S|)
             if len(idx) == 1:
-                eff = zz
+                Ls = None
             elif idx == list(range(K)):
-                eff = pt.dot(zz, L.T)
+                Ls = L
             else:
                 Ls = small_cholesky(corr[np.ix_(idx, idx)], len(idx))
-                eff = pt.dot(zz, Ls.T)
+            is_c = c_so[cidx[:, 0]]
+            if is_c.any():
+                centred_blocks.append((pat, idx, cidx[is_c], Ls))
+            cidx = cidx[~is_c]
+            if not len(cidx):
+                continue
+            zz = z[cidx] if not mixed else z[nc_pos[cidx]]  # (n studies, |S|)
+            eff = zz if Ls is None else pt.dot(zz, Ls.T)
             cells.append((d[idx][None, :] + tau[idx][None, :] * eff).reshape((-1,)))
             order.append(cidx.reshape(-1))
-        order = np.concatenate(order)
-        inv = np.empty_like(order)
-        inv[order] = np.arange(len(order))
-        delta = pt.concatenate(cells)[inv]
+        shift = None
         if design.phase_effect:
             # maintenance shift: delta_io = d_o + beta_phase_o * x_i + tau_o * (L z_i)_o
             bph = location_vector("beta_phase", phase_shift_priors(pr, design.outcomes).values(), dims="outcome")
             x_so = design.maintenance[so["study_index"].to_numpy()]
-            delta = delta + x_so * bph[so["outcome_index"].to_numpy()]
+            shift = x_so * bph[so["outcome_index"].to_numpy()]
+        whitened = []
+        for pat, idx, cidx, Ls in centred_blocks:
+            # centred: delta_iS ~ MVN(d_S + shift_iS, (diag(tau_S) Ls)(diag(tau_S) Ls)')
+            loc = d[idx][None, :] + (shift[cidx] if shift is not None else 0.0)
+            name = "delta_c" + pat.replace(",", "_")
+            if Ls is None:
+                dc = pm.Normal(name, mu=loc[:, 0], sigma=tau[idx[0]], shape=len(cidx))[:, None]
+                w = (dc - loc) / tau[idx[0]]
+            else:
+                dc, w = mvn_chol(name, loc, tau[idx][:, None] * Ls, (len(cidx), len(idx)))
+            cells.append(dc.reshape((-1,)))
+            order.append(cidx.reshape(-1))
+            whitened.append((w.reshape((-1,)), cidx.reshape(-1)))
+        order = np.concatenate(order)
+        inv = np.empty_like(order)
+        inv[order] = np.arange(len(order))
+        delta = pt.concatenate(cells)[inv]
+        if shift is not None:
+            delta = delta + (shift if not mixed else shift * (~c_so).astype(float))
         delta = pm.Deterministic("delta", delta, dims="so")
+        if mixed:
+            parts = ([z] if (~c_so).any() else []) + [w for w, _ in whitened]
+            pos = np.concatenate(([np.flatnonzero(~c_so)] if (~c_so).any() else []) + [c for _, c in whitened])
+            back = np.empty_like(pos)
+            back[pos] = np.arange(len(pos))
+            pm.Deterministic("z", pt.concatenate(parts)[back], dims="so")
         theta = mu[r_so] + t * delta[r_so]
         pm.Binomial("y", n=n, logit_p=theta, observed=events, dims="row")
     return model
@@ -746,6 +813,7 @@ def fit_joint(
     gate: GateThresholds = GateThresholds(),
     cores: int | None = None,
     retry: bool = True,
+    parameterization="auto",
 ) -> JointResult:
     """Fit the joint efficacy-safety model (see the module docstring).
 
@@ -756,7 +824,10 @@ def fit_joint(
     ``phases``: default induction only (induction and maintenance with
     ``phase_effect=True``). ``phase_effect``: fit both phases with a maintenance shift
     ``beta_phase`` of each outcome's log odds ratio (see the module docstring; prior
-    ``priors.beta_for("phase:maintenance")``, Normal(0, 1) by default). Sampler arguments
+    ``priors.beta_for("phase:maintenance")``, Normal(0, 1) by default). ``parameterization``:
+    ``"auto"`` (default; per study from the data, :func:`choose_joint`, recorded in
+    ``config["parameterization_chosen"]``; the structural retry samples every study
+    non-centred), ``"noncentered"``, ``"centered"`` or per-study flags. Sampler arguments
     as in :func:`bayesln.hierarchy.fit_core`."""
     seed = check_seed(seed)
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, target_accept=target_accept, cores=cores)
@@ -764,7 +835,8 @@ def fit_joint(
     pr = coerce_priors(priors, Priors)
     design = build_joint_design(data, outcomes, treat=treat, baseline=baseline, phases=phases, designs=designs,
                                 directions=directions, phase_effect=phase_effect)
-    model = build_joint_model(design, priors=pr, lkj_eta=lkj_eta)
+    form, chosen = family_form(parameterization, lambda: choose_joint(design))
+    model = build_joint_model(design, priors=pr, lkj_eta=lkj_eta, parameterization=form)
     resolved = pr.model_dump(mode="json")
     resolved["tau"] = {o: resolve_tau_prior(pr.tau, o).model_dump(mode="json") for o in design.outcomes}
     if design.phase_effect:
@@ -782,7 +854,10 @@ def fit_joint(
         "priors": resolved,
         "sampler": sampler_config(backend, used, settings, seed),
         "gate": gate.to_dict(),
+        "parameterization": form_config(parameterization, form),
     }
+    if chosen is not None:
+        config["parameterization_chosen"] = chosen
     rows = design.rows
     const = xr.Dataset(
         {"n": (("row",), rows["n"].to_numpy()), "treated": (("row",), rows["treated"].to_numpy().astype(int)),
@@ -799,6 +874,8 @@ def fit_joint(
         gate=gate, loglik_rows={"y": rows["study_index"].to_numpy()}, gate_vars=gate_vars,
         prior_predictive=prior_predictive, prior_draws=prior_draws, posterior_predictive=posterior_predictive,
         constant_data=const, label="joint efficacy-safety", retry=retry,
+        alternative=((lambda: build_joint_model(design, priors=pr, lkj_eta=lkj_eta, parameterization="noncentered"))
+                     if chosen is not None and form != "noncentered" else None),
     )
     result = JointResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed, backend=used)
     _export(result)
@@ -806,7 +883,7 @@ def fit_joint(
 
 
 #: [model] keys of ``models/*.toml`` with ``family = "joint"`` (passed to fit_joint)
-SPEC_MODEL_KEYS = ("treat", "lkj_eta", "baseline", "directions", "phase_effect")
+SPEC_MODEL_KEYS = ("treat", "lkj_eta", "baseline", "directions", "phase_effect", "parameterization")
 
 
 def fit_joint_spec(path_or_dict, data=None, **sampler_overrides) -> JointResult:

@@ -18,7 +18,11 @@ this as a sequence of conditional normals (delta_i,k given delta_i,2..k-1 has me
 ``d_k - d_b + mean_{j<k}(delta_i,j - d_j + d_b)`` and variance ``tau^2 k / (2 (k - 1))``);
 here the same joint distribution is written non-centred,
 ``delta_i = D_i + tau * L_a z_i`` with ``L_a`` the Cholesky factor of the ``(a-1) x (a-1)``
-matrix with 1 on the diagonal and 1/2 elsewhere and ``z_i ~ N(0, I)``. Every pair of
+matrix with 1 on the diagonal and 1/2 elsewhere and ``z_i ~ N(0, I)``; a study whose arms
+pin its relative effects down more tightly than tau spreads them is sampled centred
+instead (``delta_i ~ MVN(D_i, tau^2 L_a L_a')``, free variables ``delta_c<a-1>``), chosen
+per study by ``parameterization="auto"`` (the default of :func:`fit_network`:
+:func:`choose_network`); ``z`` is a posterior variable in every form. Every pair of
 treatments has the relative effect ``d_k - d_l`` (log odds ratio) under consistency.
 
 Disconnected networks: the connected component that contains the reference treatment is
@@ -89,10 +93,14 @@ from bayesln.hierarchy.ordinal import (
     _as_names,
     check_model_keys,
     coerce_priors,
+    effect_mask,
+    family_form,
+    form_config,
     label_of,
     load_toml,
     location_rv,
     long_table,
+    mvn_chol,
     sample_family,
     sampler_config,
     scale_rv,
@@ -109,6 +117,7 @@ __all__ = [
     "NetworkResult",
     "build_network_design",
     "build_network_model",
+    "choose_network",
     "compare_models",
     "fit_network",
     "network_components",
@@ -483,16 +492,47 @@ def build_network_design(
 
 
 # ============================================================================ model
-def build_network_model(design: NetworkDesign, *, priors: Priors | dict | None = None, effects: str = "random") -> pm.Model:
+def choose_network(design: NetworkDesign) -> tuple:
+    """``parameterization="auto"`` of the network family: each non-baseline arm's Woolf log
+    odds ratio against its study's baseline arm, its variance against ``tau_lo`` (the lower
+    Q-profile limit of tau with the comparisons as moderators, so that differences between
+    treatments are not read as heterogeneity); a study is centred when all its relative
+    effects are (they share one multivariate normal). Returns (form or flags, record)."""
+    from bayesln.hierarchy.parameterize import LEVEL, RATIO, centred_cells, family_choice, pooled_log_or
+
+    arms = design.arms
+    nonbase = design.nonbase_arm
+    base_of = arms[arms["is_base"]].reset_index().set_index("study_index")["index"]
+    si = arms.loc[nonbase, "study_index"].to_numpy()
+    b = base_of.loc[si].to_numpy()
+    k = len(nonbase)
+    grp = np.concatenate([np.arange(k), np.arange(k)])
+    tr = np.concatenate([np.ones(k, int), np.zeros(k, int)])
+    ev = np.concatenate([arms.loc[nonbase, "events"].to_numpy(float), arms.loc[b, "events"].to_numpy(float)])
+    nn = np.concatenate([arms.loc[nonbase, "n"].to_numpy(float), arms.loc[b, "n"].to_numpy(float)])
+    y, v = pooled_log_or(grp, tr, ev, nn, k)
+    comp = (arms.loc[nonbase, "base_node"].astype(str) + " -> " + arms.loc[nonbase, "node"].astype(str)).to_numpy()
+    labels = sorted(set(comp))
+    X = np.column_stack([(comp == c).astype(float) for c in labels[1:]]) if len(labels) > 1 else None
+    flags, refs = centred_cells(y, v, X=X)
+    rule = (f"study centred when var(log OR_ik) < {RATIO:g} * tau_lo^2 for each non-baseline arm k, tau_lo the lower "
+            f"{LEVEL:g}% Q-profile limit of tau given the comparisons (bayesln.hierarchy.network.choose_network)")
+    return family_choice(design.study_ids, si, flags, {"tau": refs["0"]}, rule)
+
+
+def build_network_model(design: NetworkDesign, *, priors: Priors | dict | None = None, effects: str = "random",
+                        parameterization="noncentered") -> pm.Model:
     """PyMC model of a :class:`NetworkDesign`. Posterior variables: ``mu`` (study),
     ``d`` (treatment: the non-reference treatments, log-OR vs the reference; consistency
     and split models), ``d_extra`` (comparison: UME means / the split's direct mean),
     ``tau``, ``z`` (nonbase_arm); with ``design.phase_effect`` the scalar ``beta_phase``
     (common maintenance shift of every basic parameter vs the reference, TSD3). Events / n
-    are ``pm.Data``."""
+    are ``pm.Data``. ``parameterization``: ``"noncentered"`` (default here), ``"centered"``,
+    ``"auto"`` (:func:`choose_network`) or one flag per study (see the module docstring)."""
     if effects not in ("random", "fixed"):
         raise ValueError("effects must be 'random' or 'fixed'")
     pr = coerce_priors(priors, Priors)
+    form, _ = family_form(parameterization, lambda: choose_network(design), random_effects=effects == "random")
     arms = design.arms
     coords = {"study": design.study_ids, "arm": design.arm_ids}
     if design.model != "ume":
@@ -519,13 +559,46 @@ def build_network_model(design: NetworkDesign, *, priors: Priors | dict | None =
             mean = mean + design.phase_shift * bph
         if effects == "random" and len(nonbase):
             tau = scale_rv("tau", resolve_tau_prior(pr.tau, design.outcome))
-            z = pm.Normal("z", 0.0, 1.0, dims="nonbase_arm")
-            re = tau * pt.dot(design.M, z)
-            mean = pt.set_subtensor(mean[nonbase], mean[nonbase] + re)
+            centred = effect_mask(form, design.n_studies)[arms.loc[nonbase, "study_index"].to_numpy()]
+            if not centred.any():
+                z = pm.Normal("z", 0.0, 1.0, dims="nonbase_arm")
+                re = tau * pt.dot(design.M, z)
+                mean = pt.set_subtensor(mean[nonbase], mean[nonbase] + re)
+            else:
+                mean = _centred_network_effects(design, mean, tau, centred)
         theta = mu[a_s] + mean
         pm.Binomial("y", n=n, logit_p=theta, observed=events, dims="arm")
         pm.Deterministic("theta", theta, dims="arm")
     return model
+
+
+def _centred_network_effects(design: NetworkDesign, mean, tau, centred: np.ndarray):
+    """``mean`` with the random effects of the non-baseline arms added: non-centred arms
+    as ``tau * M z_nc``, the arms of centred studies as free ``delta_c<k> ~ MVN(mean_i,
+    tau^2 L_k L_k')`` per study with k relative effects; ``z`` (every non-baseline arm's
+    whitened effect) as a Deterministic."""
+    nonbase = design.nonbase_arm
+    si = design.arms.loc[nonbase, "study_index"].to_numpy()
+    loc = mean[nonbase]
+    vals = loc
+    zs = pt.zeros(len(nonbase))
+    nc = np.flatnonzero(~centred)
+    if len(nc):
+        z_nc = pm.Normal("z_nc", 0.0, 1.0, shape=len(nc))
+        vals = pt.set_subtensor(vals[nc], loc[nc] + tau * pt.dot(design.M[np.ix_(nc, nc)], z_nc))
+        zs = pt.set_subtensor(zs[nc], z_nc)
+    blocks: dict[int, list[np.ndarray]] = {}
+    for s in dict.fromkeys(si[centred].tolist()):
+        pos = np.flatnonzero(si == s)
+        blocks.setdefault(len(pos), []).append(pos)
+    for k, poss in sorted(blocks.items()):
+        P = np.array(poss)  # (studies, k) positions among the non-baseline arms
+        Lk = _cs_cholesky(k)
+        dc, w = mvn_chol(f"delta_c{k}", loc[P], tau * Lk, P.shape)
+        vals = pt.set_subtensor(vals[P.reshape(-1)], dc.reshape((-1,)))
+        zs = pt.set_subtensor(zs[P.reshape(-1)], w.reshape((-1,)))
+    pm.Deterministic("z", zs, dims="nonbase_arm")
+    return pt.set_subtensor(mean[nonbase], vals)
 
 
 # ============================================================================ result
@@ -700,6 +773,7 @@ def fit_network(
     gate: GateThresholds = GateThresholds(),
     cores: int | None = None,
     retry: bool = True,
+    parameterization="auto",
 ) -> NetworkResult:
     """Fit the arm-based network meta-analysis (see the module docstring).
 
@@ -710,8 +784,11 @@ def fit_network(
     (induction and maintenance with ``phase_effect=True``). ``phase_effect``: common
     maintenance shift ``beta_phase`` of every basic parameter vs the reference (TSD3 common
     interaction; prior ``priors.beta_for("phase:maintenance")``, Normal(0, 1) by default).
-    ``split``: internal (used by :func:`node_split`). Sampler arguments as in
-    :func:`bayesln.hierarchy.fit_core`."""
+    ``split``: internal (used by :func:`node_split`). ``parameterization``: ``"auto"``
+    (default; per study from the data, :func:`choose_network`, recorded in
+    ``config["parameterization_chosen"]``; the structural retry samples every study
+    non-centred), ``"noncentered"``, ``"centered"`` or per-study flags. Sampler arguments
+    as in :func:`bayesln.hierarchy.fit_core`."""
     seed = check_seed(seed)
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, target_accept=target_accept, cores=cores)
     used = resolve_backend(backend)
@@ -719,7 +796,8 @@ def fit_network(
     mdl = "split" if split is not None else model
     design = build_network_design(data, outcome, reference=reference, treatments=treatments, model=mdl, split=split,
                                   phases=phases, designs=designs, direction=direction, phase_effect=phase_effect)
-    pm_model = build_network_model(design, priors=pr, effects=effects)
+    form, chosen = family_form(parameterization, lambda: choose_network(design), random_effects=effects == "random")
+    pm_model = build_network_model(design, priors=pr, effects=effects, parameterization=form)
     resolved = pr.model_dump(mode="json")
     resolved["tau"] = resolve_tau_prior(pr.tau, outcome).model_dump(mode="json")
     if design.phase_effect:
@@ -735,7 +813,10 @@ def fit_network(
         "priors": resolved,
         "sampler": sampler_config(backend, used, settings, seed),
         "gate": gate.to_dict(),
+        "parameterization": form_config(parameterization, form),
     }
+    if chosen is not None:
+        config["parameterization_chosen"] = chosen
     a = design.arms
     const = xr.Dataset(
         {"n": (("arm",), a["n"].to_numpy()), "node": (("arm",), a["node"].to_numpy().astype(str)),
@@ -751,6 +832,8 @@ def fit_network(
         gate=gate, loglik_rows={"y": a["study_index"].to_numpy()}, gate_vars=("mu", "d", "d_extra", "beta_phase", "tau", "z"),
         prior_predictive=prior_predictive, prior_draws=prior_draws, posterior_predictive=posterior_predictive,
         constant_data=const, label=f"network {outcome} ({mdl})", retry=retry,
+        alternative=((lambda: build_network_model(design, priors=pr, effects=effects, parameterization="noncentered"))
+                     if chosen is not None and form != "noncentered" else None),
     )
     return NetworkResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed, backend=used)
 
@@ -851,7 +934,7 @@ def node_split(
 
 #: [model] keys of ``models/*.toml`` with ``family = "network"`` (passed to fit_network;
 #: ``inconsistency`` = "none" | "node_split" | "ume" chooses the extra check)
-SPEC_MODEL_KEYS = ("reference", "model", "effects", "treatments", "inconsistency", "phase_effect")
+SPEC_MODEL_KEYS = ("reference", "model", "effects", "treatments", "inconsistency", "phase_effect", "parameterization")
 
 
 def fit_network_spec(path_or_dict, data=None, **sampler_overrides):

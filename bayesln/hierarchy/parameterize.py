@@ -50,8 +50,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["LEVEL", "RATIO", "baseline_log_odds_variance", "choose", "choose_baseline", "mask_kind", "reference_tau",
-           "resolve", "resolve_baseline", "study_log_or_variance"]
+__all__ = ["LEVEL", "RATIO", "baseline_log_odds_variance", "centred_cells", "choose", "choose_baseline",
+           "combine_information", "family_choice", "mask_kind", "pooled_log_or", "reference_tau", "resolve",
+           "resolve_baseline", "study_log_or_variance"]
 
 #: a study is centred when its log-OR variance is below RATIO * tau_ref^2
 RATIO = 1.0
@@ -59,22 +60,45 @@ RATIO = 1.0
 LEVEL = 95.0
 
 
-def study_log_or_variance(design) -> tuple[np.ndarray, np.ndarray]:
-    """(log odds ratio, its Woolf variance) per study of a :class:`Design`, treated arms
-    pooled against control arms; NaN for a study without both."""
-    S = design.n_studies
-    ev = np.zeros((S, 2))
-    nn = np.zeros((S, 2))
-    t = design.treated.astype(int)
-    np.add.at(ev, (design.arm_study, t), design.events.astype(float))
-    np.add.at(nn, (design.arm_study, t), design.n.astype(float))
+def pooled_log_or(group, treated, events, n, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """(log odds ratio, its Woolf variance) per group (a study, or a study's cell of one
+    outcome / stage) from rows of counts: the group's treated rows pooled against its
+    control rows; NaN for a group without both. ``group``: the group index of each row."""
+    ev = np.zeros((n_groups, 2))
+    nn = np.zeros((n_groups, 2))
+    idx = (np.asarray(group, int), np.asarray(treated).astype(int))
+    np.add.at(ev, idx, np.asarray(events, float))
+    np.add.at(nn, idx, np.asarray(n, float))
     from bayesln.frequentist.effects import escalc_arrays
 
     both = (nn > 0).all(axis=1)
-    # metafor's escalc(measure="OR"): 1/2 added to every cell of a study with a zero cell
-    y, v = escalc_arrays(ev[:, 1], nn[:, 1], ev[:, 0], nn[:, 0], "OR")
+    # metafor's escalc(measure="OR"): 1/2 added to every cell of a group with a zero cell
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y, v = escalc_arrays(np.where(both, ev[:, 1], 0.0), np.where(both, nn[:, 1], 1.0),
+                             np.where(both, ev[:, 0], 0.0), np.where(both, nn[:, 0], 1.0), "OR")
     y[~both] = np.nan
     v[~both] = np.nan
+    return y, v
+
+
+def study_log_or_variance(design) -> tuple[np.ndarray, np.ndarray]:
+    """(log odds ratio, its Woolf variance) per study of a :class:`Design`, treated arms
+    pooled against control arms; NaN for a study without both."""
+    return pooled_log_or(design.arm_study, design.treated, design.events, design.n, design.n_studies)
+
+
+def combine_information(*pairs: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse-variance combination of several (estimate, variance) arrays of the same
+    effect (NaN entries carry no information); NaN where none is finite."""
+    info = np.zeros_like(np.asarray(pairs[0][1], float))
+    tot = np.zeros_like(info)
+    for y, v in pairs:
+        ok = np.isfinite(y) & np.isfinite(v) & (v > 0)
+        info = info + np.where(ok, 1.0 / np.where(ok, v, 1.0), 0.0)
+        tot = tot + np.where(ok, np.where(ok, y, 0.0) / np.where(ok, v, 1.0), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.where(info > 0, 1.0 / info, np.nan)
+        y = np.where(info > 0, tot * v, np.nan)
     return y, v
 
 
@@ -154,6 +178,47 @@ def _centred_where(design, v: np.ndarray, ref: float, ratio: float, rule: str, r
     return flags, record
 
 
+def centred_cells(y: np.ndarray, v: np.ndarray, *, groups=None, X: np.ndarray | None = None,
+                  ratio: float | None = None) -> tuple[np.ndarray, dict[str, float]]:
+    """The rule of this module for any family's study-effect cells: cell *c* (a study's
+    effect on one outcome, stage or treatment) is centred when ``v_c < ratio * tau_lo^2``,
+    ``tau_lo`` the lower Q-profile limit (:func:`reference_tau`) from the cells of the same
+    ``groups`` label (one tau per outcome / stage; one group when None), ``X`` optional
+    moderators of every cell (e.g. which comparison a network contrast is). Returns the
+    boolean flags per cell and ``{group: tau_lo}``."""
+    ratio = RATIO if ratio is None else ratio
+    y, v = np.asarray(y, float), np.asarray(v, float)
+    groups = np.zeros(len(v), int) if groups is None else np.asarray(groups)
+    flags = np.zeros(len(v), bool)
+    refs: dict[str, float] = {}
+    for g in dict.fromkeys(groups.tolist()):
+        sel = groups == g
+        Xg = None if X is None else np.asarray(X, float)[sel]
+        if Xg is not None:
+            Xg = Xg[:, np.ptp(Xg, axis=0) > 0] if len(Xg) else Xg  # a constant moderator is the intercept
+        ref = reference_tau(y[sel], v[sel], X=Xg)
+        refs[str(g)] = ref
+        with np.errstate(invalid="ignore"):
+            flags[sel] = np.isfinite(v[sel]) & (v[sel] < ratio * ref**2)
+    return flags, refs
+
+
+def family_choice(study_ids, cell_study, cell_flags, refs: dict[str, float], rule: str) -> tuple[tuple[bool, ...], dict]:
+    """Per-study flags of a family whose study effects span several cells (a study's
+    outcomes, stages or arms, jointly distributed): a study is centred when every one of
+    its cells is (the form is per study because its cells share one multivariate normal);
+    a study without cells is non-centred. Returns the flags and the record of the choice."""
+    cell_study = np.asarray(cell_study, int)
+    cell_flags = np.asarray(cell_flags, bool)
+    flags = []
+    for i in range(len(study_ids)):
+        mine = cell_flags[cell_study == i]
+        flags.append(bool(len(mine) and mine.all()))
+    record = {"rule": rule, "tau_ref": dict(refs), "centered": [s for s, f in zip(study_ids, flags) if f],
+              "n_centered": int(sum(flags)), "n_studies": len(flags)}
+    return _as_form(tuple(flags), record)
+
+
 def mask_kind(mask) -> str:
     """``"noncentered"``, ``"centered"`` or ``"mixed"`` for per-study centring flags."""
     if not any(mask):
@@ -166,6 +231,7 @@ def _as_form(flags: tuple[bool, ...], record: dict) -> tuple[str | tuple[bool, .
     kind = mask_kind(flags)
     record["form"] = kind
     return (kind if kind != "mixed" else flags), record
+
 
 def resolve(design, parameterization, *, common_effect: bool = False) -> tuple[str | tuple[bool, ...], dict | None]:
     """``parameterization`` as :func:`~bayesln.hierarchy.model.model_from_design` takes it:

@@ -7,9 +7,10 @@ the gate fails and retrying is on (the default: ``retry=True`` of the ``fit_*`` 
 1. **The sampler diverged, or E-BFMI is low** (the geometry is the problem, more draws of
    the same chains would not help): the model is sampled once more from scratch with a
    higher target acceptance, ``1 - (1 - target_accept) / 10`` (0.99 -> 0.999, 0.995 ->
-   0.9995, at most 0.9999), and, for the core family under ``parameterization="auto"``
-   when the data-driven choice had centred some studies, with every study non-centred (the
-   form that removes the funnel when tau is small; :mod:`bayesln.hierarchy.parameterize`).
+   0.9995, at most 0.9999), and, under ``parameterization="auto"`` when the data-driven
+   choice had centred some studies, with every study non-centred (the form that removes the
+   funnel when tau is small; :mod:`bayesln.hierarchy.parameterize` for the core family,
+   ``choose_ordinal`` / ``choose_joint`` / ``choose_network`` for the others).
    The first attempt's draws are discarded: they came from another sampler.
 2. **Only R-hat or the effective sample sizes fall short** (the chains mix, there are too
    few draws): more chains of the same model and settings are added, each batch as many
