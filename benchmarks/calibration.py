@@ -36,6 +36,15 @@ Two parts, both fitted with ``fit_core``'s defaults (sampler settings, ``paramet
    ("centered", "noncentered", "auto"), same seed. Reported: share passing the gate per
    form, and the coverage of the 95% intervals of m and sigma_mu under "auto".
 
+4. **The other families** (``--family-sets``, default 8 per family): ordinal (sequential link,
+   CR / PR / NR), joint (total response and severe infection, correlated effects) and
+   network (A / B / C with a three-arm trial) reviews of 4-16 studies; odd sets have small
+   arms (20-100) and low heterogeneity (tau 0.2), even sets large arms (300-2000) and high
+   heterogeneity (tau 1.0), the case where non-centred effects meet the opposite funnel.
+   Each set is fitted once per form (``parameterization`` "noncentered", the only form
+   before the families chose, and "auto"), the family's default sampler settings, no retry.
+   Reported: share passing the gate per family and form, centred studies, seconds.
+
 Data set ``s`` of a part has its own seed (``SeedSequence([seed, part, s])``), fit seed
 ``1000 + s``; the results are reproducible on one machine (MCMC differs between CPUs).
 
@@ -122,6 +131,86 @@ def baseline_dataset(rng, s):
     priors = {"m": "normal(-0.6, 1)", "sigma_mu": f"half_normal({BASELINE_SPREAD[spread]:g})", "d": "normal(0, 1)",
               "tau": "half_normal(0.5)"}
     return df, priors, {"K": K, "arms": arms, "spread": spread, "m": m, "sigma_mu": sigma_mu}
+
+
+FAMILY_FORMS = ("noncentered", "auto")
+
+
+def family_dataset(rng, family: str, s: int):
+    """A simulated review for family ``family`` (see part 4 of the module docstring)."""
+    large = s % 2 == 0
+    tau = 1.0 if large else 0.2
+    lo, hi = (300, 2000) if large else (20, 100)
+    K = int(rng.integers(4, 17))
+    rows = []
+
+    def arm(study, name, t, n, o, events):
+        return {"study": study, "arm": name, "treatment": name, "regimen": "duo" if t else "control", "node": name,
+                "phase": "induction", "design": "rct", "outcome": o, "n": int(n), "events": int(events)}
+
+    for i in range(K):
+        st = f"s{i:02d}"
+        if family == "ordinal":
+            a1, a2, dl = rng.normal(0.3, 0.5), rng.normal(-0.3, 0.5), rng.normal(0.5, tau)
+            for name, t in (("tac", 1), ("ivcy", 0)):
+                n = rng.integers(lo, hi + 1)
+                p1, p2 = expit(a1 + t * dl), expit(a2 + t * dl)
+                y = rng.multinomial(n, [p1 * p2, p1 * (1 - p2), 1 - p1])
+                rows += [arm(st, name, t, n, "complete_response", y[0]), arm(st, name, t, n, "partial_response", y[1])]
+        elif family == "joint":
+            dl = rng.multivariate_normal([0.5, -0.3], tau**2 * np.array([[1, 0.5], [0.5, 1]]))
+            for k, o in enumerate(("total_response", "severe_infection")):
+                if i % 4 == 3 and k == 1:
+                    continue  # some studies report response only
+                mu = rng.normal((0.0, -2.0)[k], 0.5)
+                for name, t in (("tac", 1), ("ivcy", 0)):
+                    n = rng.integers(lo, hi + 1)
+                    rows.append(arm(st, name, t, n, o, rng.binomial(n, expit(mu + t * dl[k]))))
+        else:
+            trts = ("A", "B", "C") if i == 0 else (("A", "B"), ("A", "C"), ("B", "C"))[i % 3]
+            d = {"A": 0.0, "B": 0.5, "C": 0.9}
+            k = len(trts) - 1
+            dl = rng.multivariate_normal([d[x] - d[trts[0]] for x in trts[1:]], tau**2 * (0.5 * np.eye(k) + 0.5))
+            mu = rng.normal(-0.3, 0.5)
+            for j, x in enumerate(trts):
+                n = rng.integers(lo, hi + 1)
+                rows.append(arm(st, x, j > 0, n, "total_response", rng.binomial(n, expit(mu + (dl[j - 1] if j else 0)))))
+    return pd.DataFrame(rows), {"K": K, "arms": "large" if large else "small", "tau": tau}
+
+
+def _fit_family(family: str, df, seed: int, form: str):
+    from bayesln.hierarchy.joint import fit_joint
+    from bayesln.hierarchy.network import fit_network
+    from bayesln.hierarchy.ordinal import fit_ordinal
+
+    kw = dict(seed=seed, parameterization=form, retry=False, progressbar=False, prior_predictive=False,
+              posterior_predictive=False)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if family == "ordinal":
+            r = fit_ordinal(df, **kw)
+        elif family == "joint":
+            r = fit_joint(df, ("total_response", "severe_infection"), **kw)
+        else:
+            r = fit_network(df, "total_response", reference="A", treatments=["A", "B", "C"], **kw)
+    return r, time.perf_counter() - t0
+
+
+def run_families(n: int, seed: int) -> list[dict]:
+    out = []
+    for fi, family in enumerate(("ordinal", "joint", "network")):
+        for s in range(n):
+            df, info = family_dataset(np.random.default_rng([seed, 4, fi, s]), family, s)
+            rec = {"family": family, "set": s, **info}
+            for form in FAMILY_FORMS:
+                r, sec = _fit_family(family, df, 1000 + s, form)
+                chosen = r.config.get("parameterization_chosen") or {}
+                rec[form] = {"passed": bool(r.diagnostics.passed), "problems": list(r.diagnostics.problems),
+                             "seconds": round(sec, 3), "n_centered": chosen.get("n_centered")}
+            out.append(rec)
+            print(json.dumps({k: (v["passed"] if isinstance(v, dict) else v) for k, v in rec.items()}), flush=True)
+    return out
 
 
 def _fit(df, seed, priors=None, retry=True, **kw):
@@ -215,7 +304,7 @@ def _share(x) -> dict:
     return {"share": round(p, 4), "n": int(x.size), "mcse": round(float(np.sqrt(p * (1 - p) / max(x.size, 1))), 4)}
 
 
-def summarise(grid: list[dict], issue: list[dict], baselines: list[dict] = ()) -> dict:
+def summarise(grid: list[dict], issue: list[dict], baselines: list[dict] = (), families: list[dict] = ()) -> dict:
     g = pd.DataFrame(grid)
     out: dict = {}
     if len(g):
@@ -263,6 +352,17 @@ def summarise(grid: list[dict], issue: list[dict], baselines: list[dict] = ()) -
             "coverage_m": {**_share(b["m_covered"]), "mcse_nominal": round(cov_se, 4)},
             "coverage_sigma_mu": {**_share(b["sigma_mu_covered"]), "mcse_nominal": round(cov_se, 4)},
         }
+    if len(families):
+        f = pd.DataFrame(families)
+        out["families"] = {
+            fam: {"datasets": len(v),
+                  "passed_by_form": {form: _share(v[form].map(lambda x: x["passed"])) for form in FAMILY_FORMS},
+                  "passed_by_form_and_arms": {arms: {form: round(float(w[form].map(lambda x: x["passed"]).mean()), 3)
+                                                     for form in FAMILY_FORMS} for arms, w in v.groupby("arms")},
+                  "auto_centred_studies_mean": round(float(v["auto"].map(lambda x: x["n_centered"] or 0).mean()), 2),
+                  "seconds_mean_by_form": {form: round(float(v[form].map(lambda x: x["seconds"]).mean()), 2)
+                                           for form in FAMILY_FORMS}}
+            for fam, v in f.groupby("family", sort=False)}
     return out
 
 
@@ -279,7 +379,9 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=5, help="data sets per grid cell (40 cells)")
     ap.add_argument("--issue-sets", type=int, default=60)
     ap.add_argument("--baseline-sets", type=int, default=60)
-    ap.add_argument("--parts", default="grid,issue,baselines", help="comma-separated subset of the parts to run")
+    ap.add_argument("--family-sets", type=int, default=8, help="data sets per family (part 'families')")
+    ap.add_argument("--parts", default="grid,issue,baselines,families",
+                    help="comma-separated subset of the parts to run")
     ap.add_argument("--seed", type=int, default=20261203)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "calibration.json"))
     a = ap.parse_args(argv)
@@ -291,10 +393,11 @@ def main(argv=None) -> int:
     previous = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
     runs = dict(previous.get("runs", {}))
     data = {"grid": previous.get("grid", []), "issue": previous.get("issue_failures", []),
-            "baselines": previous.get("exchangeable_baselines", [])}
+            "baselines": previous.get("exchangeable_baselines", []), "families": previous.get("families", [])}
     settings = {"seed": a.seed}
     for part, run, kw in (("grid", run_grid, {"reps": a.reps}), ("issue", run_issue, {"issue_sets": a.issue_sets}),
-                          ("baselines", run_baselines, {"baseline_sets": a.baseline_sets})):
+                          ("baselines", run_baselines, {"baseline_sets": a.baseline_sets}),
+                          ("families", run_families, {"family_sets": a.family_sets})):
         if part in parts:
             t0 = time.perf_counter()
             data[part] = run(next(iter(kw.values())), a.seed)
@@ -303,8 +406,9 @@ def main(argv=None) -> int:
     result = {"benchmark": "benchmarks/calibration.py",
               "fit_core_defaults": "4 chains x 2000 draws, tune 1000, target_accept 0.995, parameterization auto, "
                                    "baseline_parameterization auto, retry on",
-              "runs": runs, "summary": summarise(data["grid"], data["issue"], data["baselines"]),
-              "grid": data["grid"], "issue_failures": data["issue"], "exchangeable_baselines": data["baselines"]}
+              "runs": runs, "summary": summarise(data["grid"], data["issue"], data["baselines"], data["families"]),
+              "grid": data["grid"], "issue_failures": data["issue"], "exchangeable_baselines": data["baselines"],
+              "families": data["families"]}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1, default=float) + "\n", encoding="utf-8")

@@ -296,8 +296,8 @@ def _fit_dropping_constant(data, outcome, *, effect_modifiers, baseline_covariat
     return res, dropped
 
 
-def _fit_kwargs(treat, baseline, draws, tune, chains, target_accept, backend, parameterization="noncentered",
-                baseline_parameterization="centered", nonrandomised="exclude") -> dict:
+def _fit_kwargs(treat, baseline, draws, tune, chains, target_accept, backend, parameterization="auto",
+                baseline_parameterization="auto", nonrandomised="exclude") -> dict:
     """fit_core's keywords of a validation refit: every model and sampler setting of the
     model being validated (a refit of another model would validate something else)."""
     return dict(treat=tuple(treat), baseline=baseline, draws=draws, tune=tune, chains=chains,
@@ -333,7 +333,7 @@ def leave_one_trial_out(data, outcome: str, *, seed: int, treat=("tac",), baseli
                         effect_modifiers=(), baseline_covariates=(), priors=None, studies=None, ci: float = 0.9,
                         draws: int = 1000, tune: int = 1000, chains: int = 2, target_accept: float = 0.99,
                         backend: str = "auto", covariates: str = "all", extrapolation_priors=None,
-                        parameterization: str = "noncentered", baseline_parameterization: str = "centered",
+                        parameterization: str = "auto", baseline_parameterization: str = "auto",
                         progress=None, executor=None, nonrandomised: str = "exclude") -> ValidationResult:
     """Refit without each trial (default: every trial comparing TAC with a control in
     the full fit) and score it as a new trial. ``data`` is the selection the model is
@@ -375,8 +375,8 @@ def temporal_validation(data, outcome: str, *, seed: int, cutoff_year: int = 201
                         baseline: str = "exchangeable", effect_modifiers=(), baseline_covariates=(), priors=None,
                         ci: float = 0.9, draws: int = 1000, tune: int = 1000, chains: int = 2,
                         target_accept: float = 0.99, backend: str = "auto", covariates: str = "all",
-                        extrapolation_priors=None, parameterization: str = "noncentered",
-                        baseline_parameterization: str = "centered", executor=None,
+                        extrapolation_priors=None, parameterization: str = "auto",
+                        baseline_parameterization: str = "auto", executor=None,
                         nonrandomised: str = "exclude") -> ValidationResult:
     """Fit on the trials published up to ``cutoff_year`` and score the later ones.
     ``executor``: where the (single) fit runs (:mod:`bayesln.executor`; default in this
