@@ -42,7 +42,8 @@ Two parts, both fitted with ``fit_core``'s defaults (sampler settings, ``paramet
    arms (20-100) and low heterogeneity (tau 0.2), even sets large arms (300-2000) and high
    heterogeneity (tau 1.0), the case where non-centred effects meet the opposite funnel.
    Each set is fitted once per form (``parameterization`` "noncentered", the only form
-   before the families chose, and "auto"), the family's default sampler settings, no retry.
+   before the families chose, and "auto") with the family fit functions' default sampler
+   settings (4 x 1000 draws, tune 1000, target_accept 0.99), no retry.
    Reported: share passing the gate per family and form, centred studies, seconds.
 
 Data set ``s`` of a part has its own seed (``SeedSequence([seed, part, s])``), fit seed
