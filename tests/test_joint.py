@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tomllib
 import warnings
 from pathlib import Path
 
@@ -30,16 +29,15 @@ from scipy import stats
 from scipy.special import expit
 
 import bayesln
+from bayesln.spec import load_spec
 from bayesln import _arviz
 from bayesln.hierarchy.joint import (
-    SPEC_MODEL_KEYS,
     build_joint_design,
     build_joint_model,
     fit_joint,
     lkj_cholesky,
     lkj_marginal_sd,
 )
-from bayesln.hierarchy.ordinal import check_model_keys
 
 from _mcmc import SANITY_GATE, assert_sane  # noqa: E402
 
@@ -112,11 +110,10 @@ def test_lkj_cholesky_has_the_lkj_marginal(K, eta):
 
 
 def test_spec_file_keys_are_accepted(td):
-    raw = tomllib.loads((REPO / "models" / "joint_efficacy_safety.toml").read_text())
-    kw = check_model_keys(raw, "joint", SPEC_MODEL_KEYS)
-    assert kw["lkj_eta"] == 2.0
+    sp = load_spec(REPO / "models" / "joint_efficacy_safety.toml")  # the one spec reader (bayesln.spec)
+    assert sp.model.family_kwargs()["lkj_eta"] == 2.0
     with pytest.warns(UserWarning, match="leucopenia"):
-        des = build_joint_design(td, raw["data"]["outcomes"], phases=raw["data"]["phases"], designs=raw["data"]["designs"])
+        des = build_joint_design(td, sp.data.outcomes, phases=sp.data.phases, designs=sp.data.designs)
     assert des.n_studies == 7
 
 

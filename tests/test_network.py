@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tomllib
 import warnings
 from pathlib import Path
 
@@ -28,9 +27,9 @@ from scipy import stats
 from scipy.special import expit
 
 import bayesln
+from bayesln.spec import load_spec
 from bayesln import _arviz
 from bayesln.hierarchy.network import (
-    SPEC_MODEL_KEYS,
     _cs_cholesky,
     build_network_design,
     build_network_model,
@@ -40,7 +39,6 @@ from bayesln.hierarchy.network import (
     node_split,
     splittable_comparisons,
 )
-from bayesln.hierarchy.ordinal import check_model_keys
 
 from _mcmc import SANITY_GATE, assert_sane
 
@@ -144,11 +142,11 @@ def test_ume_design_has_one_mean_per_observed_comparison(td):
 
 
 def test_spec_file_keys_are_accepted(td):
-    raw = tomllib.loads((REPO / "models" / "network_total_response.toml").read_text())
-    kw = check_model_keys(raw, "network", SPEC_MODEL_KEYS)
+    sp = load_spec(REPO / "models" / "network_total_response.toml")  # the one spec reader (bayesln.spec)
+    kw = sp.model.family_kwargs()
     assert kw["reference"] == "ivcy" and kw["inconsistency"] == "node_split"
-    des = build_network_design(td, raw["data"]["outcome"], reference=kw["reference"], phases=raw["data"]["phases"],
-                               designs=raw["data"]["designs"])
+    des = build_network_design(td, sp.data.outcome, reference=kw["reference"], phases=sp.data.phases,
+                               designs=sp.data.designs)
     assert des.n_studies == 6
 
 

@@ -90,13 +90,11 @@ from bayesln.hierarchy.ordinal import (
     FamilyFitResult,
     SummaryRows,
     _as_names,
-    check_model_keys,
     coerce_priors,
     effect_mask,
     family_form,
     form_config,
     label_of,
-    load_toml,
     location_rv,
     long_table,
     mvn_chol,
@@ -104,8 +102,6 @@ from bayesln.hierarchy.ordinal import (
     sampler_config,
     scale_rv,
     select_phase_design,
-    spec_data,
-    spec_sampler,
 )
 from bayesln.hierarchy.priors import Priors, resolve_tau_prior
 from bayesln.hierarchy.sampling import SamplerSettings, check_seed, resolve_backend
@@ -486,8 +482,6 @@ def build_joint_model(design: JointDesign, *, priors: Priors | dict | None = Non
     iu = np.triu_indices(K, 1)
     t = rows["treated"].to_numpy(float)
     r_so = rows["so_index"].to_numpy()
-    r_s = rows["study_index"].to_numpy()
-    r_o = rows["outcome_index"].to_numpy()
     with pm.Model(coords=coords) as model:
         events = pm.Data("events_data", rows["events"].to_numpy(), dims="row")
         n = pm.Data("n_data", rows["n"].to_numpy(), dims="row")
@@ -880,19 +874,3 @@ def fit_joint(
     result = JointResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed, backend=used)
     _export(result)
     return result
-
-
-#: [model] keys of ``models/*.toml`` with ``family = "joint"`` (passed to fit_joint)
-SPEC_MODEL_KEYS = ("treat", "lkj_eta", "baseline", "directions", "phase_effect", "parameterization")
-
-
-def fit_joint_spec(path_or_dict, data=None, **sampler_overrides) -> JointResult:
-    """Run a joint spec (``models/joint_efficacy_safety.toml``) without bayesln.spec."""
-    raw = load_toml(path_or_dict) if not isinstance(path_or_dict, Mapping) else dict(path_or_dict)
-    kw = check_model_keys(raw, "joint", SPEC_MODEL_KEYS)
-    d = raw.get("data", {})
-    if "outcomes" not in d:
-        raise ValueError("[data] outcomes = [...] is required for family 'joint'")
-    td = spec_data(raw, data)
-    return fit_joint(td, d["outcomes"], phases=d.get("phases", DEFAULT), designs=d.get("designs"),
-                     priors=raw.get("priors") or None, **kw, **spec_sampler(raw, **sampler_overrides))

@@ -91,13 +91,11 @@ from bayesln.hierarchy.ordinal import (
     FamilyFitResult,
     SummaryRows,
     _as_names,
-    check_model_keys,
     coerce_priors,
     effect_mask,
     family_form,
     form_config,
     label_of,
-    load_toml,
     location_rv,
     long_table,
     mvn_chol,
@@ -105,8 +103,6 @@ from bayesln.hierarchy.ordinal import (
     sampler_config,
     scale_rv,
     select_phase_design,
-    spec_data,
-    spec_sampler,
 )
 from bayesln.hierarchy.priors import Priors, resolve_tau_prior
 from bayesln.hierarchy.result import interval_columns
@@ -930,31 +926,3 @@ def node_split(
     out.attrs["not_splittable"] = not_split
     out.attrs["consistency_status"] = consistency.status
     return out
-
-
-#: [model] keys of ``models/*.toml`` with ``family = "network"`` (passed to fit_network;
-#: ``inconsistency`` = "none" | "node_split" | "ume" chooses the extra check)
-SPEC_MODEL_KEYS = ("reference", "model", "effects", "treatments", "inconsistency", "phase_effect", "parameterization")
-
-
-def fit_network_spec(path_or_dict, data=None, **sampler_overrides):
-    """Run a network spec (``models/network_total_response.toml``) without bayesln.spec.
-    Returns (consistency result, inconsistency table or None)."""
-    raw = load_toml(path_or_dict) if not isinstance(path_or_dict, Mapping) else dict(path_or_dict)
-    kw = check_model_keys(raw, "network", SPEC_MODEL_KEYS)
-    inc = kw.pop("inconsistency", "none")
-    if inc not in ("none", "node_split", "ume"):
-        raise ValueError("[model] inconsistency must be 'none', 'node_split' or 'ume'")
-    d = raw.get("data", {})
-    td = spec_data(raw, data)
-    common = dict(phases=d.get("phases", DEFAULT), designs=d.get("designs"), priors=raw.get("priors") or None,
-                  **spec_sampler(raw, **sampler_overrides))
-    res = fit_network(td, d["outcome"], **kw, **common)
-    check = None
-    if inc == "node_split":
-        check = node_split(td, d["outcome"], reference=kw.get("reference", "ivcy"), consistency=res,
-                           **{k: v for k, v in kw.items() if k not in ("reference", "model")}, **common)
-    elif inc == "ume":
-        ume = fit_network(td, d["outcome"], **{**kw, "model": "ume"}, **common)
-        check = compare_models({"consistency": res, "ume": ume})
-    return res, check

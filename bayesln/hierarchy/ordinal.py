@@ -82,11 +82,9 @@ from __future__ import annotations
 
 import json
 import logging
-import tomllib
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -597,48 +595,6 @@ def sampler_config(backend, used, settings: SamplerSettings, seed: int) -> dict:
         "target_accept": settings.target_accept,
         "seed": seed,
     }
-
-
-def load_toml(path) -> dict:
-    """Read a spec TOML (plain dict, no validation)."""
-    return tomllib.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def spec_data(raw: Mapping, data=None):
-    """The TrialData of a spec's ``[data]`` section (bundled dataset or CSV), with the
-    study selection applied (phases / designs are passed to the fit functions)."""
-    import bayesln
-
-    d = dict(raw.get("data", {}))
-    if data is None:
-        src = d.get("source", "tacrolimus_ln")
-        data = bayesln.read_trials(src) if str(src).lower().endswith(".csv") else bayesln.load_dataset(src)
-    sel = {}
-    if d.get("studies"):
-        sel["studies"] = d["studies"]
-    if d.get("exclude_studies"):
-        sel["exclude_studies"] = d["exclude_studies"]
-    if sel:
-        data = data.select(**sel)
-    return data
-
-
-def spec_sampler(raw: Mapping, **overrides) -> dict:
-    s = dict(raw.get("sampler", {}))
-    s.update({k: v for k, v in overrides.items() if v is not None})
-    allowed = ("draws", "tune", "chains", "target_accept", "seed", "backend", "progressbar", "cores", "retry")
-    return {k: v for k, v in s.items() if k in allowed}
-
-
-def check_model_keys(raw: Mapping, family: str, allowed: Iterable[str]) -> dict:
-    m = dict(raw.get("model", {}))
-    if m.get("family") != family:
-        raise ValueError(f"[model] family must be {family!r}, got {m.get('family')!r}")
-    m.pop("family")
-    bad = sorted(set(m) - set(allowed))
-    if bad:
-        raise ValueError(f"unknown [model] key(s) {bad} for family {family!r}; allowed: {', '.join(sorted(allowed))}")
-    return m
 
 
 # ============================================================================ ordinal design
@@ -1340,7 +1296,7 @@ class OrdinalResult(FamilyFitResult):
                 rng = np.random.default_rng([int(self.seed), 5])
                 S.add("predictive OR (new study)", "exp(d + tau*e)", np.exp(d + tau * rng.standard_normal(d.shape)),
                       "odds ratio in a new study", stage="both")
-            S.prob(f"P(OR > 1)", "d", float(np.mean(d > 0)), f"posterior probability that {tname} improves renal response")
+            S.prob("P(OR > 1)", "d", float(np.mean(d > 0)), f"posterior probability that {tname} improves renal response")
         else:
             for k, st in enumerate(des.stages):
                 S.add(f"log-OR: {stages_txt[st]}", f"d[{st}]", d[:, k], f"{tname} vs control", stage=st)
@@ -1502,20 +1458,3 @@ def fit_ordinal(
         alternative=(lambda: build("noncentered")) if chosen is not None and form != "noncentered" else None,
     )
     return OrdinalResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed, backend=used)
-
-
-#: [model] keys of ``models/*.toml`` with ``family = "ordinal"`` (passed to fit_ordinal)
-SPEC_MODEL_KEYS = ("treat", "link", "cutpoint_specific", "baseline", "effect_modifiers", "phase_effect",
-                   "common_effect", "reference_baseline", "parameterization")
-
-
-def fit_ordinal_spec(path_or_dict, data=None, **sampler_overrides) -> OrdinalResult:
-    """Run an ordinal spec (``models/ordinal_response.toml``) without bayesln.spec."""
-    raw = load_toml(path_or_dict) if not isinstance(path_or_dict, Mapping) else dict(path_or_dict)
-    kw = check_model_keys(raw, "ordinal", SPEC_MODEL_KEYS)
-    d = raw.get("data", {})
-    if d.get("outcome", "renal_response") != "renal_response":
-        raise ValueError("[data] outcome of an ordinal spec must be 'renal_response' (CR / PR / NR)")
-    td = spec_data(raw, data)
-    return fit_ordinal(td, phases=d.get("phases", DEFAULT), designs=d.get("designs"), priors=raw.get("priors") or None,
-                       **kw, **spec_sampler(raw, **sampler_overrides))
