@@ -41,7 +41,9 @@ _LAZY = {
 
 #: subpackages reachable as attributes after ``import bayesln`` (``bayesln.frequentist``),
 #: imported on first access: ``import bayesln`` stays as light as before
-_LAZY_SUBMODULES = ("frequentist", "plots", "report")
+#: ``bayesln.predict`` (``bayesln.predict.predict(result, target)``, targets, priors) like
+#: ``bayesln.plots``: a plain ``import bayesln`` reaches it without importing it first
+_LAZY_SUBMODULES = ("frequentist", "plots", "predict", "report")
 
 
 def __getattr__(name: str):

@@ -454,3 +454,20 @@ def test_frequentist_attribute_gives_working_engine():
     res = bayesln.frequentist.meta_analysis(bundled_contrasts("tac_total"), "RR", "mh")
     close(res.fit.beta, case["result"]["beta"], "bayesln.frequentist.meta_analysis beta")
     np.testing.assert_allclose(res.studies["weight"], case["weights"]["value"], rtol=RTOL)
+
+
+def test_predict_is_an_attribute_of_the_package_and_lazy():
+    # as bayesln.frequentist above: reached from a plain `import bayesln`, imported on first use, without PyMC
+    code = (
+        "import sys, bayesln\n"
+        "assert 'bayesln.predict' not in sys.modules\n"
+        "p = bayesln.predict\n"
+        "import bayesln.predict as q\n"
+        "assert p is q is sys.modules['bayesln.predict']\n"
+        "assert callable(p.predict) and p.Target is bayesln.Target\n"
+        "assert 'predict' in dir(bayesln) and 'pymc' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"
