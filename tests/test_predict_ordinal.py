@@ -450,16 +450,16 @@ def test_plots(seq):
 
 
 def test_other_families_are_refused_with_a_message(monkeypatch, tmp_path):
-    """``predict RUN`` on a joint / network run: a RunError naming the families it takes."""
+    """``predict RUN`` on a network run: a RunError naming the families it takes."""
     import types
 
     import bayesln.analysis
     from bayesln.predict.command import load_run_result
     from bayesln.runs import RunError
 
-    fake = types.SimpleNamespace(spec=types.SimpleNamespace(model=types.SimpleNamespace(family="joint")))
+    fake = types.SimpleNamespace(spec=types.SimpleNamespace(model=types.SimpleNamespace(family="network")))
     monkeypatch.setattr(bayesln.analysis, "load_run", lambda p: fake)
-    with pytest.raises(RunError, match="core-model or ordinal run .*'joint'"):
+    with pytest.raises(RunError, match="core-model, ordinal or joint run .*'network'"):
         load_run_result(tmp_path)
 
 

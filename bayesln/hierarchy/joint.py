@@ -431,6 +431,11 @@ def lkj_cholesky(name: str, K: int, eta: float, dims=None):
     return pt.stack(rows)
 
 
+#: the posterior variables the gate of a joint fit reads (z and delta in every form of the
+#: study effects); a run folder read back is gated on the same (bayesln.predict.command)
+GATE_VARS = ("mu", "mu_raw", "m", "sigma_mu", "gamma_phase", "d", "beta_phase", "tau", "rho", "z", "delta")
+
+
 def choose_joint(design: JointDesign) -> tuple:
     """``parameterization="auto"`` of the joint family: each (study, outcome) cell's Woolf
     log-OR variance against ``tau_lo`` of its outcome (:func:`bayesln.hierarchy.parameterize.
@@ -862,7 +867,7 @@ def fit_joint(
     if design.phase_effect:
         const["maintenance"] = xr.DataArray(design.maintenance.astype(int), dims=("study",),
                                             coords={"study": design.study_ids})
-    gate_vars = ("mu", "mu_raw", "m", "sigma_mu", "gamma_phase", "d", "beta_phase", "tau", "rho", "z", "delta")
+    gate_vars = GATE_VARS
     idata, diag, used = sample_family(
         model, design=design, config=config, seed=seed, settings=settings, backend=used, progressbar=progressbar,
         gate=gate, loglik_rows={"y": rows["study_index"].to_numpy()}, gate_vars=gate_vars,

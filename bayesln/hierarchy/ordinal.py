@@ -978,6 +978,12 @@ def stage_logs(link: str, th1, th2):
     return lp1, lq1, lp2, lq2
 
 
+#: the posterior variables the gate of an ordinal fit reads (z in every form of the study
+#: effects); a run folder read back is gated on the same (bayesln.predict.command)
+GATE_VARS = ("alpha", "alpha_raw", "a", "kappa", "m", "sigma_mu", "kappa_mean", "gamma_phase", "d", "tau",
+             "z", "beta", "psi", "psi_beta", "P_cr", "P_pr", "P_resp")
+
+
 def build_ordinal_model(
     design: OrdinalDesign,
     *,
@@ -1440,8 +1446,7 @@ def fit_ordinal(
     }
     if chosen is not None:
         config["parameterization_chosen"] = chosen
-    gate_vars = [v for v in ("alpha", "alpha_raw", "a", "kappa", "m", "sigma_mu", "kappa_mean", "gamma_phase", "d", "tau",
-                             "z", "beta", "psi", "psi_beta", "P_cr", "P_pr", "P_resp")]
+    gate_vars = list(GATE_VARS)
     rows = design.rows
     const = xr.Dataset(
         {"n": (("row",), rows["n"].to_numpy()), "kind": (("row",), rows["kind"].to_numpy()),

@@ -23,7 +23,8 @@ Modules: :mod:`.targets` (Target, targets.toml), :mod:`.priors` (default extrapo
 priors and why), :mod:`.engine` (the arithmetic of a prediction), :mod:`.prediction`
 (``predict``), :mod:`.extrapolation` (diagnostics), :mod:`.validation`
 (leave-one-trial-out, temporal, calibration by simulation; core fits), :mod:`.ordinal`
-(the ordinal engine and ``OrdinalPrediction``), :mod:`.command`
+(the ordinal engine and ``OrdinalPrediction``), :mod:`.joint` (the joint efficacy-safety
+engine and ``JointPrediction``), :mod:`.command`
 (``predict_command`` for the command line); the figures are in :mod:`bayesln.plots`
 (:mod:`.plots` re-exports them).
 """
@@ -38,6 +39,7 @@ _LAZY = {
     "Prediction": "prediction", "PredictionSet": "prediction", "predict": "prediction", "predict_many": "prediction",
     "quantities_from_eta": "prediction", "quantities_from_p": "prediction",
     "OrdinalEngine": "ordinal", "OrdinalPrediction": "ordinal", "study_covariates": "ordinal",
+    "JointEngine": "joint", "JointPrediction": "joint",
     "DEFAULT_BASELINE_EXTRAPOLATION_PRIORS": "priors", "DEFAULT_EXTRAPOLATION_PRIORS": "priors",
     "DEFAULT_MARGIN": "priors",
     "BaselineRisk": "targets", "Target": "targets", "TargetError": "targets", "default_targets_path": "targets",
@@ -56,6 +58,8 @@ __all__ = [
     "BaselineRisk",
     "CoreEngine",
     "ExtrapolationReport",
+    "JointEngine",
+    "JointPrediction",
     "OrdinalEngine",
     "OrdinalPrediction",
     "Prediction",

@@ -8,7 +8,9 @@
   ``ordinal`` (CR / PR / NR, ``models/ordinal_response.toml``) gives coherent P(CR),
   P(PR), P(CR or PR) and the derived quantities of CR and of CR-or-PR per target (the
   trials' study covariates for the extrapolation report come from the run's
-  ``data.csv``).
+  ``data.csv``); family ``joint`` (``models/joint_efficacy_safety.toml``) gives every
+  outcome's P(event) and derived quantities plus P(response without each adverse event)
+  and the net benefit per target (:mod:`bayesln.predict.joint`).
 * ``SPEC`` is an analysis spec: the model is fitted first, as ``bayesln fit`` would
   (:func:`bayesln.analysis.run_analysis`, with the sampler overrides ``fit_draws``,
   ``fit_tune``, ``fit_chains`` and ``seed``); with ``out`` the fitted run folder is
@@ -43,13 +45,11 @@ def load_run_result(path: str | Path):
     read back and the :class:`~bayesln.hierarchy.design.Design` is rebuilt from the run's
     ``spec.json`` and ``data.csv``; the rebuilt covariate transforms and study list must
     equal the ones stored with the draws (RunError otherwise). An ordinal run gives an
-    :class:`~bayesln.hierarchy.ordinal.OrdinalResult` (see :func:`load_ordinal_run`)."""
-    import warnings
-
+    :class:`~bayesln.hierarchy.ordinal.OrdinalResult` (see :func:`load_ordinal_run`), a
+    joint efficacy-safety run a :class:`~bayesln.hierarchy.joint.JointResult` (see
+    :func:`load_joint_run`)."""
     from bayesln.analysis import load_run
-    from bayesln.data import read_trials
     from bayesln.hierarchy import build_design
-    from bayesln.hierarchy.diagnostics import GateThresholds, run_gate
     from bayesln.hierarchy.result import FitResult
     from bayesln.runs import RunError
 
@@ -58,15 +58,14 @@ def load_run_result(path: str | Path):
     spec = run.spec
     if spec.model.family == "ordinal":
         return load_ordinal_run(p, run), spec
+    if spec.model.family == "joint":
+        return load_joint_run(p, run), spec
     if spec.model.family != "core":
-        raise RunError(f"{p}: predictions need a core-model or ordinal run (family 'core' or 'ordinal'), "
-                       f"this run is {spec.model.family!r}")
-    data_file = p / "data.csv"
-    if not data_file.is_file():
-        raise RunError(f"{p}: data.csv missing; cannot rebuild the design of this run")
+        raise RunError(f"{p}: predictions need a core-model, ordinal or joint run (family 'core', 'ordinal' or "
+                       f"'joint'), this run is {spec.model.family!r}")
+    td = _run_data(p)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        td = read_trials(data_file)
         m = spec.model
         design = build_design(td, spec.data.outcome, treat=tuple(m.treat), baseline=m.baseline,
                               direction=spec.data.directions.get(spec.data.outcome),
@@ -80,22 +79,55 @@ def load_run_result(path: str | Path):
                        "the run folder is inconsistent - refit it")
     if "study" in post.coords and [str(s) for s in post["study"].values] != list(design.study_ids):
         raise RunError(f"{p}: the studies rebuilt from data.csv differ from those stored with the draws - refit it")
+    return FitResult(idata=idata, design=design, **_stored_state(run, idata)), spec
+
+
+def _run_data(p: Path):
+    """The TrialData of a run folder's ``data.csv`` (RunError when it is missing)."""
+    from bayesln.data import read_trials
+    from bayesln.runs import RunError
+
+    data_file = p / "data.csv"
+    if not data_file.is_file():
+        raise RunError(f"{p}: data.csv missing; cannot rebuild the design of this run")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return read_trials(data_file)
+
+
+def _check_coords(p: Path, groups, expected) -> None:
+    """RunError unless each ``(coordinate, values)`` of ``expected`` equals the coordinate
+    stored with the draws (the first of ``groups`` that has it; empty when none has)."""
+    from bayesln.runs import RunError
+
+    for coord, mine in expected:
+        stored = next(([str(s) for s in g[coord].values] for g in groups if coord in g.coords), [])
+        if stored != mine:
+            raise RunError(f"{p}: the {coord} list rebuilt from data.csv ({', '.join(mine) or 'none'}) differs from the "
+                           f"one stored with the draws ({', '.join(stored) or 'none'}) - refit the run")
+
+
+def _stored_state(run, idata, gate_vars=None) -> dict:
+    """What a result keeps besides its draws and design, read back from a run folder: the
+    diagnostics gate re-run with the spec's thresholds on ``gate_vars`` (the variables the
+    family's fit gates on; default every posterior variable), the model config, the seed
+    and the backend stored with the draws."""
+    from bayesln.hierarchy.diagnostics import GateThresholds, run_gate
+
+    spec = run.spec
+    post = idata.posterior
     g = spec.gate
     gate = GateThresholds(r_hat_max=g.r_hat, ess_bulk_min=g.ess_bulk, ess_tail_min=g.ess_tail,
                           divergences_max=g.max_divergences, bfmi_min=g.bfmi)
     stats = idata.sample_stats if "sample_stats" in idata.groups() else None
-    diag = run_gate(post, stats, gate, warn=False)
-    config = json.loads(post.attrs.get("model_config", "{}"))
-    seed = int(post.attrs.get("seed", spec.sampler.seed))
-    return FitResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed,
-                     backend=str(post.attrs.get("backend", ""))), spec
+    gated = post if gate_vars is None else post[[v for v in gate_vars if v in post]]
+    return {"diagnostics": run_gate(gated, stats, gate, warn=False),
+            "config": json.loads(post.attrs.get("model_config", "{}")),
+            "seed": int(post.attrs.get("seed", spec.sampler.seed)), "backend": str(post.attrs.get("backend", ""))}
 
 
 #: design arguments of fit_ordinal among the [model] keys of an ordinal spec
 _ORDINAL_DESIGN_KEYS = ("treat", "link", "cutpoint_specific", "baseline", "effect_modifiers", "phase_effect")
-#: the variables fit_ordinal gates on (bayesln.hierarchy.ordinal.fit_ordinal, gate_vars)
-_ORDINAL_GATE_VARS = ("alpha", "alpha_raw", "a", "kappa", "m", "sigma_mu", "kappa_mean", "gamma_phase", "d", "tau",
-                      "z", "beta", "psi", "psi_beta", "P_cr", "P_pr", "P_resp")
 
 
 def load_ordinal_run(p: Path, run):
@@ -105,42 +137,55 @@ def load_ordinal_run(p: Path, run):
     phases / designs selection and [model] keys); its studies, arms and effect modifiers
     must equal the coordinates stored with the draws (RunError otherwise). The run's data
     is kept on the result (``_cache["predict.data"]``) for the trials' study covariates."""
-    import warnings
-
-    from bayesln.data import read_trials
-    from bayesln.hierarchy.diagnostics import GateThresholds, run_gate
-    from bayesln.hierarchy.ordinal import DEFAULT, OrdinalResult, build_ordinal_design
-    from bayesln.runs import RunError
+    from bayesln.hierarchy.ordinal import DEFAULT, GATE_VARS, OrdinalResult, build_ordinal_design
 
     spec = run.spec
-    data_file = p / "data.csv"
-    if not data_file.is_file():
-        raise RunError(f"{p}: data.csv missing; cannot rebuild the design of this run")
+    td = _run_data(p)
     d = spec.data
     kw = {k: v for k, v in spec.model.family_kwargs().items() if k in _ORDINAL_DESIGN_KEYS}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        td = read_trials(data_file)
         design = build_ordinal_design(td, phases=tuple(d.phases) if d.phases else DEFAULT,
                                       designs=tuple(d.designs) if d.designs else None, **kw)
     idata = run.idata
-    post = idata.posterior
-    for coord, mine in (("study", list(design.study_ids)), ("arm", list(design.arm_ids)),
-                        ("covariate", list(design.effect_names))):
-        stored = [str(s) for s in post[coord].values] if coord in post.coords else []
-        if stored != mine:
-            raise RunError(f"{p}: the {coord} list rebuilt from data.csv ({', '.join(mine) or 'none'}) differs from the "
-                           f"one stored with the draws ({', '.join(stored) or 'none'}) - refit the run")
-    g = spec.gate
-    gate = GateThresholds(r_hat_max=g.r_hat, ess_bulk_min=g.ess_bulk, ess_tail_min=g.ess_tail,
-                          divergences_max=g.max_divergences, bfmi_min=g.bfmi)
-    stats = idata.sample_stats if "sample_stats" in idata.groups() else None
-    gated = post[[v for v in _ORDINAL_GATE_VARS if v in post]]
-    diag = run_gate(gated, stats, gate, warn=False)
-    config = json.loads(post.attrs.get("model_config", "{}"))
-    seed = int(post.attrs.get("seed", spec.sampler.seed))
-    res = OrdinalResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed,
-                        backend=str(post.attrs.get("backend", "")))
+    _check_coords(p, [idata.posterior], (("study", list(design.study_ids)), ("arm", list(design.arm_ids)),
+                                         ("covariate", list(design.effect_names))))
+    res = OrdinalResult(idata=idata, design=design, **_stored_state(run, idata, GATE_VARS))
+    res._cache["predict.data"] = td
+    return res
+
+
+#: design arguments of fit_joint among the [model] keys of a joint spec
+_JOINT_DESIGN_KEYS = ("treat", "baseline", "directions", "phase_effect")
+
+
+def load_joint_run(p: Path, run):
+    """The :class:`~bayesln.hierarchy.joint.JointResult` of a joint efficacy-safety run
+    folder: the stored InferenceData with the :class:`~bayesln.hierarchy.joint.JointDesign`
+    rebuilt from ``spec.json`` + ``data.csv`` exactly as ``bayesln fit`` built it (the
+    spec's [data] outcomes / phases / designs / directions and [model] treat / baseline /
+    directions / phase_effect); its outcomes, (study, outcome) cells and studies must equal
+    the coordinates stored with the draws (RunError otherwise). The gate is re-run on the
+    variables fit_joint gates on. The run's data is kept on the result
+    (``_cache["predict.data"]``) for the trials' study covariates."""
+    from bayesln.hierarchy.joint import GATE_VARS, JointResult, build_joint_design
+    from bayesln.hierarchy.ordinal import DEFAULT
+
+    spec = run.spec
+    td = _run_data(p)
+    d = spec.data
+    kw = {k: v for k, v in spec.model.family_kwargs().items() if k in _JOINT_DESIGN_KEYS}
+    if d.directions:  # as bayesln.analysis fits a joint spec: [data] directions, then [model] directions
+        kw["directions"] = {**d.directions, **(kw.get("directions") or {})}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        design = build_joint_design(td, tuple(d.outcomes or ()), phases=tuple(d.phases) if d.phases else DEFAULT,
+                                    designs=tuple(d.designs) if d.designs else None, warn=False, **kw)
+    idata = run.idata
+    groups = [idata.posterior] + [getattr(idata, g) for g in ("log_likelihood",) if g in idata.groups()]
+    _check_coords(p, groups, (("outcome", list(design.outcomes)), ("so", design.so["so_id"].tolist()),
+                              ("study", list(design.study_ids))))
+    res = JointResult(idata=idata, design=design, **_stored_state(run, idata, GATE_VARS))
     res._cache["predict.data"] = td
     return res
 

@@ -901,6 +901,8 @@ def engine_for(result, draws: int | None = None, seed: int = 0, data=None):
 
     if "bayesln.hierarchy.ordinal" in sys.modules:  # else no result can be an ordinal one (and its
         import bayesln.predict.ordinal  # noqa: F401  engine would import PyMC for nothing); registers it
+    if "bayesln.hierarchy.joint" in sys.modules:  # likewise the joint efficacy-safety family
+        import bayesln.predict.joint  # noqa: F401
 
     for rtype, etype in _ENGINES:
         acc = getattr(etype, "accepts", None)
@@ -910,7 +912,8 @@ def engine_for(result, draws: int | None = None, seed: int = 0, data=None):
             return etype(result, draws=draws, seed=seed)
     raise TypeError(
         f"no prediction engine for {type(result).__name__}; supported: core model FitResult "
-        "(bayesln.hierarchy.fit_core) and the ordinal CR / PR / NR model (bayesln.hierarchy.fit_ordinal). "
+        "(bayesln.hierarchy.fit_core), the ordinal CR / PR / NR model (bayesln.hierarchy.fit_ordinal) and the "
+        "joint efficacy-safety model (bayesln.hierarchy.fit_joint). "
         "Other families register one with bayesln.predict.register_engine"
     )
 

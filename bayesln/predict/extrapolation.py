@@ -75,12 +75,12 @@ THIN_CONTRACTION = 0.5
 def kappas(contraction: pd.DataFrame) -> dict[str, float]:
     """``{parameter: contraction clipped to [0, 1]}`` of the fitted coefficients of a
     contraction table (rows ``beta[...]``, ``gamma[...]``, ``gamma_phase...``,
-    ``psi_beta[...]``); an unknown contraction (prior variance not known) counts as 1
+    ``psi_beta[...]``, ``beta_phase[...]``); an unknown contraction (prior variance not known) counts as 1
     (all data)."""
     out = {}
     for _, r in contraction.iterrows():
         name = str(r["parameter"])
-        if not name.startswith(("beta[", "gamma[", "gamma_phase", "psi_beta[")):
+        if not name.startswith(("beta[", "gamma[", "gamma_phase", "psi_beta[", "beta_phase[")):
             continue
         c = float(r["contraction"])
         out[name] = min(max(c, 0.0), 1.0) if np.isfinite(c) else 1.0
@@ -139,8 +139,9 @@ def _prior_of(priors: dict, name: str, key: str | None = None) -> dict | None:
 
 def contraction_table(result, terms=()) -> pd.DataFrame:
     """Prior and posterior SD and contraction of the population parameters of a core fit
-    (d, tau, m, sigma_mu, beta[...], gamma[...]) or of an ordinal fit (see
-    :func:`_ordinal_rows`) and of the extrapolation ``terms``."""
+    (d, tau, m, sigma_mu, beta[...], gamma[...]), of an ordinal fit (see
+    :func:`_ordinal_rows`) or of a joint fit (:func:`_joint_rows`) and of the extrapolation
+    ``terms``."""
     priors = (getattr(result, "config", None) or {}).get("priors", {})
     prior_group = getattr(result.idata, "prior", None) if "prior" in result.idata.groups() else None
     rows = []
@@ -165,8 +166,11 @@ def contraction_table(result, terms=()) -> pd.DataFrame:
             return a.reshape((-1,) + a.shape[2:])
         return None
 
-    if getattr(result.design, "family", None) == "ordinal":
+    family = getattr(result.design, "family", None)
+    if family == "ordinal":
         _ordinal_rows(result, add, pd_, priors)
+    elif family == "joint":
+        _joint_rows(result, add, pd_, priors)
     else:
         _core_rows(result, add, pd_, priors)
     for t in terms:
@@ -225,8 +229,7 @@ def _ordinal_rows(result, add, prior_draws, priors) -> None:
             add(label, a, pri, kind, note, pdr)
             return
         if len(extra) == 1 and extra[0] != "covariate":
-            for k, c in enumerate(da[extra[0]].values):
-                add(f"{label}[{c}]", a[:, k], pri, kind, f"{note} ({c})", pdr[:, k] if pdr is not None else None)
+            _per_level(da, a, pdr, add, label, pri, kind, note)
             return
         names = [str(c) for c in da["covariate"].values]
         stages = [str(c) for c in da["stage"].values] if "stage" in da.dims else None
@@ -251,6 +254,39 @@ def _ordinal_rows(result, add, prior_draws, priors) -> None:
     each("psi", priors.get("psi") if priors else None, "effect", "log ratio of the cut-point gaps (treated / control)")
     each("beta", lambda nm: _prior_of(priors, "beta", nm), "effect modifier", "")
     each("psi_beta", {"dist": "normal", "params": {"mu": 0.0, "sigma": psi_sd}}, "effect modifier (gap)", "")
+
+
+def _joint_rows(result, add, prior_draws, priors) -> None:
+    """Contraction rows of a joint efficacy-safety fit, one per outcome o: ``d[o]``,
+    ``tau[o]`` (each outcome with its own tau prior, as ``fit_joint`` resolves it), the
+    baseline model ``m[o]``, ``sigma_mu[o]`` (exchangeable baselines) and the maintenance
+    shifts ``beta_phase[o]``, ``gamma_phase[o]`` (``phase_effect``). Study baselines of
+    independent-baseline fits are nuisance parameters: not listed."""
+    post = result.idata.posterior
+
+    def prior_for(key):
+        p = (priors or {}).get(key)
+        per_outcome = isinstance(p, dict) and "dist" not in p  # {outcome: prior}
+        return lambda o: p.get(o) if per_outcome else p
+
+    for name, kind, note in (("d", "effect", "pooled log-OR"),
+                             ("tau", "heterogeneity", "between-trial SD of the log-OR"),
+                             ("m", "baseline", "typical comparator-arm log odds"),
+                             ("sigma_mu", "baseline", "between-trial SD of the baseline log odds"),
+                             ("beta_phase", "effect modifier", "maintenance shift of the log-OR"),
+                             ("gamma_phase", "baseline covariate", "maintenance shift of the baseline")):
+        if name in post:
+            a = np.asarray(post[name].values)
+            _per_level(post[name], a.reshape((-1,) + a.shape[2:]), prior_draws(name), add, name, prior_for(name), kind,
+                       note)
+
+
+def _per_level(da, a, pdr, add, label, pri, kind, note) -> None:
+    """One contraction row per level c of the variable's one extra dimension (a step, an
+    outcome): ``label[c]``, with the prior ``pri(c)`` (or ``pri`` for every level)."""
+    for k, c in enumerate(str(v) for v in da[da.dims[-1]].values):
+        add(f"{label}[{c}]", a[:, k], pri(c) if callable(pri) else pri, kind, f"{note} ({c})",
+            pdr[:, k] if pdr is not None else None)
 
 
 def _ordinal_note(nm: str) -> str:
