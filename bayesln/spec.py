@@ -145,8 +145,9 @@ FAMILY_MODEL_KEYS = {
     "core": ("treat", "baseline", "effect_modifiers", "baseline_covariates", "common_effect", "parameterization",
              "baseline_parameterization", "nonrandomised"),
     "ordinal": ("treat", "link", "cutpoint_specific", "baseline", "effect_modifiers", "phase_effect",
-                "common_effect", "reference_baseline", "parameterization"),
-    "joint": ("treat", "lkj_eta", "baseline", "directions", "phase_effect", "parameterization"),
+                "common_effect", "reference_baseline", "parameterization", "baseline_parameterization"),
+    "joint": ("treat", "lkj_eta", "baseline", "directions", "phase_effect", "parameterization",
+              "baseline_parameterization"),
     "network": ("reference", "model", "effects", "treatments", "inconsistency", "phase_effect", "parameterization"),
 }
 ORDINAL_OUTCOME = "renal_response"
@@ -166,7 +167,7 @@ class ModelSection(_Section):
     #: data inform it ("auto", bayesln.hierarchy.parameterize and each family's choose_*),
     #: or one form for every study
     parameterization: Literal["auto", "noncentered", "centered"] = "auto"
-    #: core, exchangeable baselines: "auto" (default: per study, from how strongly its
+    #: core, ordinal and joint, exchangeable baselines: "auto" (default: per study, from how strongly its
     #: control arms inform its baseline; bayesln.hierarchy.parameterize), or one form for
     #: every study: centred (better with informative arms) or non-centred (better with
     #: very few trials)

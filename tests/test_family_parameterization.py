@@ -55,11 +55,11 @@ def _tau_lo(y, v):
 SIZES = [2000, 2000, 2000, 2000, 2000, 2000, 12, 12]  # six precise studies, two tiny ones
 
 
-def _ordinal_df(seed=1, tau=0.8):
+def _ordinal_df(seed=1, tau=0.8, base_sd=0.3):
     rng = np.random.default_rng(seed)
     rows = []
     for i, n in enumerate(SIZES):
-        a1, a2 = rng.normal(0.3, 0.3), rng.normal(-0.2, 0.3)
+        a1, a2 = rng.normal(0.3, base_sd), rng.normal(-0.2, base_sd)
         dl = rng.normal(0.5, tau)
         for arm, t in (("tac", 1), ("ivcy", 0)):
             p1, p2 = expit(a1 + t * dl), expit(a2 + t * dl)
@@ -316,6 +316,11 @@ def test_auto_fits_record_the_choice_and_sample_the_mixed_models():
         assert "z" in r.idata.posterior
         assert np.isfinite(r.idata.posterior["z"].values).all()
     assert "delta_raw" in o.idata.posterior
+    # exchangeable baselines far apart, arms of 2000: baselines chosen per study and step too
+    ob = fit_ordinal(_spread_ordinal_df(), baseline="exchangeable", **FIT)
+    bch = ob.config["baseline_parameterization_chosen"]
+    assert ob.config["baseline_parameterization"] == "auto" and bch["form"] == "mixed", bch
+    assert "alpha_mixed" in ob.idata.posterior and np.isfinite(ob.idata.posterior["alpha_raw"].values).all()
     # a fixed form is recorded as given, without a choice
     f = fit_network(_network_df(), "total_response", reference="A", parameterization="noncentered", **FIT)
     assert f.config["parameterization"] == "noncentered" and "parameterization_chosen" not in f.config
@@ -335,3 +340,83 @@ def test_a_spec_fixes_the_form_of_any_family(tmp_path):
         p.write_text(text.replace(anchor, anchor + '\nparameterization = "centred"', 1), encoding="utf-8")
         with pytest.raises(ValueError, match="parameterization"):
             load_spec(p)
+
+
+# ----------------------------------------------------------------------------- exchangeable baselines
+def _spread_ordinal_df(seed=4):
+    """Exchangeable baselines far apart (SD 1.5 per step) and no heterogeneity of the effect."""
+    return _ordinal_df(seed, tau=0.0, base_sd=1.5)
+
+
+def _log_odds(e, n):
+    if e in (0, n):
+        e, n = e + 0.5, n + 1.0
+    return np.log(e / (n - e)), 1 / e + 1 / (n - e)
+
+
+def test_ordinal_baselines_centred_where_control_arms_are_precise():
+    from bayesln.hierarchy.ordinal import choose_ordinal_baselines
+
+    df = _spread_ordinal_df()
+    des = build_ordinal_design(df, baseline="exchangeable")
+    want = []
+    for step in (0, 1):
+        ys, vs = [], []
+        for s in des.study_ids:
+            c = df[(df["study"] == s) & (df["arm"] == "ivcy")].set_index("outcome")
+            n, cr, pr = int(c["n"].iloc[0]), int(c.loc["complete_response", "events"]), int(c.loc["partial_response", "events"])
+            y, v = _log_odds(cr + pr, n) if step == 0 else _log_odds(cr, cr + pr)
+            ys.append(y), vs.append(v)
+        lo = _tau_lo(ys, vs)
+        assert lo > 0.5
+        want.append(np.array(vs) < lo**2)
+    want = np.column_stack(want)
+    form, rec = choose_ordinal_baselines(des)
+    np.testing.assert_array_equal(effect_mask(form, (des.n_studies, 2)), want)
+    assert want[:6].all() and (~want[6:]).any() and rec["n_centered"] == want.sum()  # precise centred, not all tiny
+
+
+def test_ordinal_baseline_forms_differ_by_the_jacobian_only():
+    des = build_ordinal_design(_spread_ordinal_df(), baseline="exchangeable")
+    nc = build_ordinal_model(des)
+    p = _random_point(nc, 8)
+    v = _values(nc, ["alpha", "sigma_mu", "p_cr"], p)
+    mask = np.zeros((des.n_studies, 2), bool)
+    mask[:5, 0] = mask[3:, 1] = True
+    mx = build_ordinal_model(des, baseline_parameterization=tuple(map(tuple, mask)))
+    q = {k: x for k, x in p.items() if k != "alpha_raw"}
+    q["alpha_mixed"] = np.where(mask, v["alpha"], p["alpha_raw"])
+    got = _values(mx, ["alpha_raw", "p_cr"], q)
+    np.testing.assert_allclose(got["alpha_raw"], p["alpha_raw"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got["p_cr"], v["p_cr"], rtol=1e-10)
+    sig = np.broadcast_to(v["sigma_mu"][None, :], mask.shape)
+    assert _logp(mx, q) == pytest.approx(_logp(nc, p) - np.log(sig[mask]).sum(), rel=1e-10, abs=1e-8)
+
+
+def test_joint_baseline_cells_and_forms():
+    from bayesln.hierarchy.joint import choose_joint_baselines
+
+    df, outs = _joint_df()
+    des = build_joint_design(df, outs, baseline="exchangeable", warn=False)
+    form, rec = choose_joint_baselines(des)
+    # the cells' control log odds spread little here (sd 0.5 around -0.5) against arms of 2000
+    so = des.so
+    for k, o in enumerate(outs):
+        ys, vs = [], []
+        for s in so.loc[so["outcome_index"] == k, "study"]:
+            c = df[(df["study"] == s) & (df["outcome"] == o) & (df["arm"] == "ivcy")]
+            y, v = _log_odds(int(c["events"].iloc[0]), int(c["n"].iloc[0]))
+            ys.append(y), vs.append(v)
+        assert rec["sigma_ref"][o] == pytest.approx(_tau_lo(ys, vs), rel=1e-6)
+    nc = build_joint_model(des)
+    p = _random_point(nc, 9)
+    v = _values(nc, ["mu", "sigma_mu", "delta"], p)
+    mask = np.zeros(len(so), bool)
+    mask[::3] = True
+    mx = build_joint_model(des, baseline_parameterization=tuple(mask))
+    q = {k: x for k, x in p.items() if k != "mu_raw"}
+    q["mu_mixed"] = np.where(mask, v["mu"], p["mu_raw"])
+    got = _values(mx, ["mu_raw", "mu"], q)
+    np.testing.assert_allclose(got["mu"], v["mu"], rtol=1e-10, atol=1e-12)
+    sig = v["sigma_mu"][so["outcome_index"].to_numpy()]
+    assert _logp(mx, q) == pytest.approx(_logp(nc, p) - np.log(sig[mask]).sum(), rel=1e-10, abs=1e-8)

@@ -98,6 +98,7 @@ from bayesln.hierarchy.ordinal import (
     location_rv,
     long_table,
     mvn_chol,
+    normal_effects,
     sample_family,
     sampler_config,
     scale_rv,
@@ -106,7 +107,8 @@ from bayesln.hierarchy.ordinal import (
 from bayesln.hierarchy.priors import Priors, resolve_tau_prior
 from bayesln.hierarchy.sampling import SamplerSettings, check_seed, resolve_backend
 
-__all__ = ["JointDesign", "JointResult", "build_joint_design", "build_joint_model", "choose_joint", "fit_joint",
+__all__ = ["JointDesign", "JointResult", "build_joint_design", "build_joint_model", "choose_joint", "choose_joint_baselines",
+           "fit_joint",
            "lkj_marginal_sd"]
 
 
@@ -453,8 +455,28 @@ def choose_joint(design: JointDesign) -> tuple:
     return family_choice(design.study_ids, so["study_index"].to_numpy(), flags, refs, rule)
 
 
+def choose_joint_baselines(design: JointDesign) -> tuple:
+    """``baseline_parameterization="auto"`` of exchangeable joint baselines: each (study,
+    outcome) cell's pooled control-arm log-odds variance against the lower Q-profile limit
+    of that outcome's between-study SD (given the maintenance indicator under
+    ``phase_effect``); the cells' baselines are independent normals, so the flags are per
+    cell. Returns (form or flags, record)."""
+    from bayesln.hierarchy.parameterize import LEVEL, RATIO, as_form, centred_cells, control_log_odds
+
+    rows, so = design.rows, design.so
+    y, v = control_log_odds(rows["so_index"], rows["treated"], rows["events"], rows["n"], len(so))
+    X = design.maintenance[so["study_index"].to_numpy()][:, None].astype(float) if design.phase_effect else None
+    flags, refs = centred_cells(y, v, groups=so["outcome_index"].to_numpy(), X=X)
+    record = {"rule": (f"baseline of cell (i, o) centred when var(control log odds_io) < {RATIO:g} * sigma_lo(o)^2, "
+                       f"sigma_lo(o) the lower {LEVEL:g}% Q-profile limit of outcome o's between-study SD "
+                       "(bayesln.hierarchy.joint.choose_joint_baselines)"),
+              "sigma_ref": {design.outcomes[int(k)]: r for k, r in refs.items()},
+              "centered": so["so_id"].to_numpy()[flags].tolist(), "n_centered": int(flags.sum()), "n_cells": len(so)}
+    return as_form(tuple(bool(f) for f in flags), record)
+
+
 def build_joint_model(design: JointDesign, *, priors: Priors | dict | None = None, lkj_eta: float = 2.0,
-                      parameterization="noncentered") -> pm.Model:
+                      parameterization="noncentered", baseline_parameterization="noncentered") -> pm.Model:
     """PyMC model of a :class:`JointDesign`. Posterior variables: ``mu`` (so), ``m``,
     ``sigma_mu`` (outcome, exchangeable baselines), ``d``, ``tau`` (outcome), ``rho``
     (outcome_pair), ``z`` and ``delta`` (so: the reported study x outcome cells), ``tau_<k>`` (the scalar tau
@@ -463,7 +485,9 @@ def build_joint_model(design: JointDesign, *, priors: Priors | dict | None = Non
     maintenance shift of the log odds ratio, included in ``delta``) and, with exchangeable
     baselines, ``gamma_phase`` (outcome: the maintenance shift of the baseline mean).
     ``parameterization``: ``"noncentered"`` (default here), ``"centered"``, ``"auto"``
-    (:func:`choose_joint`) or one flag per study (True: centred; see the module docstring).
+    (:func:`choose_joint`) or one flag per study (True: centred; see the module docstring);
+    ``baseline_parameterization`` the same for exchangeable baselines, one flag per (study,
+    outcome) cell (:func:`choose_joint_baselines`).
     Events / n are ``pm.Data`` (``events_data``, ``n_data``). The scalar building blocks
     ``tau_<k>``, ``sigma_mu_<k>`` and ``cpc`` are sampled but not exported: the fit's
     InferenceData holds only the variables of :data:`JOINT_EXPORT`."""
@@ -471,6 +495,9 @@ def build_joint_model(design: JointDesign, *, priors: Priors | dict | None = Non
         raise ValueError(f"lkj_eta must be > 0, got {lkj_eta}")
     pr = coerce_priors(priors, Priors)
     form, _ = family_form(parameterization, lambda: choose_joint(design))
+    bform, _ = family_form(baseline_parameterization, lambda: choose_joint_baselines(design),
+                           random_effects=design.baseline == "exchangeable")
+    bmask = effect_mask(bform, len(design.so))
     K = len(design.outcomes)
     rows, so = design.rows, design.so
     ri, cj = np.tril_indices(K, -1)
@@ -495,13 +522,14 @@ def build_joint_model(design: JointDesign, *, priors: Priors | dict | None = Non
         else:
             m = location_rv("m", pr.m, dims="outcome")
             sig = pm.Deterministic("sigma_mu", pt.stack([scale_rv(f"sigma_mu_{k}", pr.sigma_mu) for k in range(K)]), dims="outcome")
-            raw = pm.Normal("mu_raw", 0.0, 1.0, dims="so")
+            raw = None if bmask.any() else pm.Normal("mu_raw", 0.0, 1.0, dims="so")
             oi = so["outcome_index"].to_numpy()
             loc = m[oi]
             if design.phase_effect:
                 gph = location_vector("gamma_phase", [pr.gamma_for("phase:maintenance")] * K, dims="outcome")
                 loc = loc + design.maintenance[so["study_index"].to_numpy()] * gph[oi]
-            mu = pm.Deterministic("mu", loc + sig[oi] * raw, dims="so")
+            mu = pm.Deterministic("mu", loc + sig[oi] * raw if raw is not None else normal_effects(
+                loc, sig[oi], bmask, "so", ("mu_raw", "mu_centered", "mu_mixed", "centered_baseline")), dims="so")
         d = location_rv("d", pr.d, dims="outcome")
         tau = pm.Deterministic(
             "tau", pt.stack([scale_rv(f"tau_{k}", p) for k, p in enumerate(tau_priors)]), dims="outcome"
@@ -813,6 +841,7 @@ def fit_joint(
     cores: int | None = None,
     retry: bool = True,
     parameterization="auto",
+    baseline_parameterization="auto",
 ) -> JointResult:
     """Fit the joint efficacy-safety model (see the module docstring).
 
@@ -826,7 +855,9 @@ def fit_joint(
     ``priors.beta_for("phase:maintenance")``, Normal(0, 1) by default). ``parameterization``:
     ``"auto"`` (default; per study from the data, :func:`choose_joint`, recorded in
     ``config["parameterization_chosen"]``; the structural retry samples every study
-    non-centred), ``"noncentered"``, ``"centered"`` or per-study flags. Sampler arguments
+    non-centred), ``"noncentered"``, ``"centered"`` or per-study flags;
+    ``baseline_parameterization`` the same for exchangeable baselines
+    (:func:`choose_joint_baselines`). Sampler arguments
     as in :func:`bayesln.hierarchy.fit_core`."""
     seed = check_seed(seed)
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, target_accept=target_accept, cores=cores)
@@ -835,7 +866,10 @@ def fit_joint(
     design = build_joint_design(data, outcomes, treat=treat, baseline=baseline, phases=phases, designs=designs,
                                 directions=directions, phase_effect=phase_effect)
     form, chosen = family_form(parameterization, lambda: choose_joint(design))
-    model = build_joint_model(design, priors=pr, lkj_eta=lkj_eta, parameterization=form)
+    bform, bchosen = family_form(baseline_parameterization, lambda: choose_joint_baselines(design),
+                                 random_effects=design.baseline == "exchangeable")
+    model = build_joint_model(design, priors=pr, lkj_eta=lkj_eta, parameterization=form,
+                              baseline_parameterization=bform)
     resolved = pr.model_dump(mode="json")
     resolved["tau"] = {o: resolve_tau_prior(pr.tau, o).model_dump(mode="json") for o in design.outcomes}
     if design.phase_effect:
@@ -854,9 +888,12 @@ def fit_joint(
         "sampler": sampler_config(backend, used, settings, seed),
         "gate": gate.to_dict(),
         "parameterization": form_config(parameterization, form),
+        "baseline_parameterization": form_config(baseline_parameterization, bform),
     }
     if chosen is not None:
         config["parameterization_chosen"] = chosen
+    if bchosen is not None:
+        config["baseline_parameterization_chosen"] = bchosen
     rows = design.rows
     const = xr.Dataset(
         {"n": (("row",), rows["n"].to_numpy()), "treated": (("row",), rows["treated"].to_numpy().astype(int)),
@@ -873,8 +910,10 @@ def fit_joint(
         gate=gate, loglik_rows={"y": rows["study_index"].to_numpy()}, gate_vars=gate_vars,
         prior_predictive=prior_predictive, prior_draws=prior_draws, posterior_predictive=posterior_predictive,
         constant_data=const, label="joint efficacy-safety", retry=retry,
-        alternative=((lambda: build_joint_model(design, priors=pr, lkj_eta=lkj_eta, parameterization="noncentered"))
-                     if chosen is not None and form != "noncentered" else None),
+        alternative=((lambda: build_joint_model(design, priors=pr, lkj_eta=lkj_eta, parameterization="noncentered",
+                                                baseline_parameterization="noncentered"))
+                     if (chosen is not None and form != "noncentered") or (bchosen is not None and bform != "noncentered")
+                     else None),
     )
     result = JointResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed, backend=used)
     _export(result)

@@ -335,25 +335,33 @@ def form_config(parameterization, form):
     return np.asarray(form).astype(bool).tolist()
 
 
-def normal_effects(d, tau, mask: np.ndarray, dims):
+#: names of (the standardised variable, the centred free variable, the mixed free variable,
+#: the flags) of study effects and of exchangeable baselines in the families' models
+EFFECT_NAMES = ("z", "delta", "delta_raw", "centered_study")
+BASELINE_NAMES = ("alpha_raw", "alpha_centered", "alpha_mixed", "centered_baseline")
+
+
+def normal_effects(d, tau, mask: np.ndarray, dims, names: tuple[str, str, str, str] = EFFECT_NAMES):
     """Random effects ``delta ~ Normal(d, tau)`` (d, tau broadcast to ``mask``'s shape) in
     the form the flags say: all non-centred (``z`` sampled, as before the choice existed),
     all centred (``delta`` sampled) or mixed (``delta_raw`` with the data flags
     ``centered_study``; the core model's construction). ``z = (delta - d) / tau`` is a
-    posterior variable in every form. Returns delta."""
+    posterior variable in every form. Returns delta. ``names`` renames the four (for
+    exchangeable baselines: ``alpha_raw`` / ``mu_raw`` stay the standardised baselines)."""
     from bayesln.hierarchy.parameterize import mask_kind
 
+    std, centred, mixed, flags = names
     kind = mask_kind(mask.ravel().tolist())
     if kind == "noncentered":
-        z = pm.Normal("z", 0.0, 1.0, dims=dims)
+        z = pm.Normal(std, 0.0, 1.0, dims=dims)
         return d + tau * z
     if kind == "centered":
-        delta = pm.Normal("delta", mu=d * np.ones(mask.shape), sigma=tau * np.ones(mask.shape), dims=dims)
+        delta = pm.Normal(centred, mu=d * np.ones(mask.shape), sigma=tau * np.ones(mask.shape), dims=dims)
     else:
-        lam = pm.Data("centered_study", mask.astype(float), dims=dims)
-        raw = pm.Normal("delta_raw", mu=lam * d, sigma=tau**lam, dims=dims)
+        lam = pm.Data(flags, mask.astype(float), dims=dims)
+        raw = pm.Normal(mixed, mu=lam * d, sigma=tau**lam, dims=dims)
         delta = d + tau ** (1.0 - lam) * (raw - lam * d)
-    pm.Deterministic("z", (delta - d) / tau, dims=dims)
+    pm.Deterministic(std, (delta - d) / tau, dims=dims)
     return delta
 
 
@@ -491,7 +499,8 @@ def sample_family(
     diagnostics gate on ``gate_vars`` and one InferenceData.
 
     ``loglik_rows`` maps each observed variable to the study index of its elements.
-    ``alternative``: builds the same model with every study effect non-centred, which the
+    ``alternative``: builds the same model with every study effect (and exchangeable
+    baseline) non-centred, which the
     structural retry samples instead (:mod:`bayesln.hierarchy.retry`) when the data-driven
     choice (``parameterization="auto"``) centred some study; ``config["parameterization_chosen"]
     ["form_final"]`` then records it. Returns (idata, diagnostics, backend used)."""
@@ -509,10 +518,11 @@ def sample_family(
 
     posterior, stats, used, diag, final, alt = sample_gated(
         sample, gate_of, settings=settings, seed=seed, retry=retry,
-        alternative=(lambda: "every study effect non-centred") if alternative is not None else None)
+        alternative=(lambda: "every study effect and baseline non-centred") if alternative is not None else None)
     model = models[alt]
-    if alt and isinstance(config.get("parameterization_chosen"), dict):
-        config["parameterization_chosen"]["form_final"] = "noncentered"
+    for key in ("parameterization_chosen", "baseline_parameterization_chosen"):
+        if alt and isinstance(config.get(key), dict):
+            config[key]["form_final"] = "noncentered"
     record_retries(config, diag, final, posterior)
     base = _arviz.make_inference_data({"posterior": posterior})
     logger, level = _quiet_pymc()
@@ -991,12 +1001,15 @@ def build_ordinal_model(
     common_effect: bool = False,
     reference_baseline: str | Mapping[str, float] = "auto",
     parameterization="noncentered",
+    baseline_parameterization="noncentered",
 ) -> pm.Model:
     """The PyMC model of an :class:`OrdinalDesign`.
 
     ``parameterization``: the form of the random treatment effects: ``"noncentered"``
     (default here), ``"centered"``, ``"auto"`` (:func:`choose_ordinal`) or flags per study
     (per study and step with step-specific effects); see the module docstring.
+    ``baseline_parameterization``: the same for exchangeable baselines (flags per study and
+    step; :func:`choose_ordinal_baselines`).
 
     Posterior variables: ``alpha`` (study, stage) [sequential] or ``a``, ``kappa``
     (study: logit P(>= PR) of the reference comparator and log gap) [cumulative];
@@ -1013,6 +1026,9 @@ def build_ordinal_model(
     pr = coerce_priors(priors, OrdinalPriors)
     link, cs = design.link, design.cutpoint_specific
     form, _ = family_form(parameterization, lambda: choose_ordinal(design), random_effects=not common_effect)
+    bform, _ = family_form(baseline_parameterization, lambda: choose_ordinal_baselines(design),
+                           random_effects=design.baseline == "exchangeable")
+    bmask = effect_mask(bform, (design.n_studies, 2))
     stages = design.stages
     n_s = design.n_studies
     K = len(design.effect_names)
@@ -1048,12 +1064,14 @@ def build_ordinal_model(
             else:
                 m = location_rv("m", pr.m, dims="stage")
                 sig = scale_rv("sigma_mu", pr.sigma_mu, dims="stage")
-                raw = pm.Normal("alpha_raw", 0.0, 1.0, dims=("study", "stage"))
+                raw = None if bmask.any() else pm.Normal("alpha_raw", 0.0, 1.0, dims=("study", "stage"))
                 loc = m[None, :]
                 if phase_b:
                     gph = location_rv("gamma_phase", pr.gamma, dims="stage")
                     loc = loc + design.baseline_phase[:, None] * gph[None, :]
-                base = pm.Deterministic("alpha", loc + sig[None, :] * raw, dims=("study", "stage"))
+                base = pm.Deterministic("alpha", loc + sig[None, :] * raw if raw is not None else normal_effects(
+                    loc * np.ones((n_s, 2)), sig[None, :], bmask, ("study", "stage"), BASELINE_NAMES),
+                    dims=("study", "stage"))
             b1, b2 = base[:, 0], base[:, 1]
         else:
             if not exch:
@@ -1063,13 +1081,18 @@ def build_ordinal_model(
                 m = location_rv("m", pr.m)  # mean logit P(>= PR) of the reference comparator
                 locg = location_rv("kappa_mean", pr.gap)  # mean log gap
                 sig = scale_rv("sigma_mu", pr.sigma_mu, dims="stage")
-                raw = pm.Normal("alpha_raw", 0.0, 1.0, dims=("study", "stage"))
+                raw = None if bmask.any() else pm.Normal("alpha_raw", 0.0, 1.0, dims=("study", "stage"))
                 loc_a = m
                 if phase_b:
                     gph = location_rv("gamma_phase", pr.gamma)
                     loc_a = loc_a + design.baseline_phase * gph
-                a = pm.Deterministic("a", loc_a + sig[0] * raw[:, 0], dims="study")
-                kappa = pm.Deterministic("kappa", locg + sig[1] * raw[:, 1], dims="study")
+                if raw is not None:
+                    a_k = pt.stack([loc_a + sig[0] * raw[:, 0], locg + sig[1] * raw[:, 1]], axis=1)
+                else:
+                    a_k = normal_effects(pt.stack([loc_a * np.ones(n_s), locg * np.ones(n_s)], axis=1), sig[None, :],
+                                         bmask, ("study", "stage"), BASELINE_NAMES)
+                a = pm.Deterministic("a", a_k[:, 0], dims="study")
+                kappa = pm.Deterministic("kappa", a_k[:, 1], dims="study")
             b1, b2 = a, kappa
         # ------------------------------------------------------------ treatment effects
         n_eff = 2 if (cs and link == "sequential") else 1
@@ -1236,6 +1259,43 @@ def choose_ordinal(design: OrdinalDesign) -> tuple:
     return form, record
 
 
+def choose_ordinal_baselines(design: OrdinalDesign) -> tuple:
+    """``baseline_parameterization="auto"`` of exchangeable ordinal baselines: per study and
+    step, the variance of the pooled control arms' log odds of that step (sequential: CR or
+    PR out of n, then CR among responders; cumulative: CR or PR out of n for the location
+    ``a_i``, the log gap ``kappa_i`` always non-centred) against the lower Q-profile limit of
+    the step's between-study SD (given the maintenance indicator when the baseline has a
+    phase shift). Returns (form or flags (study, step), record)."""
+    from bayesln.hierarchy.parameterize import LEVEL, RATIO, centred_cells, control_log_odds, mask_kind
+
+    rows = design.rows
+    kind = rows["kind"].to_numpy()
+    si = rows["study_index"].to_numpy()
+    t = design.treated[rows["arm_index"].to_numpy()]
+    S = design.n_studies
+    phase = "phase:maintenance" in design.effect_names and len(design.baseline_phase) == S
+    X = np.asarray(design.baseline_phase, float)[:, None] if phase else None
+    cols, refs = [], {}
+    for j, stage in enumerate(design.stages):
+        if design.link == "cumulative" and j == 1:
+            cols.append(np.zeros(S, bool))
+            continue
+        sel = kind == j
+        y, v = control_log_odds(si[sel], t[sel], rows["events"].to_numpy()[sel], rows["n"].to_numpy()[sel], S)
+        flags, ref = centred_cells(y, v, X=X)
+        cols.append(flags)
+        refs[stage] = ref["0"]
+    mask = np.column_stack(cols)
+    kind_ = mask_kind(mask.ravel().tolist())
+    ids = np.asarray(design.study_ids)
+    record = {"rule": (f"baseline centred when var(control log odds_is) < {RATIO:g} * sigma_lo(s)^2, sigma_lo(s) the "
+                       f"lower {LEVEL:g}% Q-profile limit of step s's between-study SD "
+                       "(bayesln.hierarchy.ordinal.choose_ordinal_baselines)"),
+              "sigma_ref": refs, "centered": [f"{s}:{st}" for j, st in enumerate(design.stages) for s in ids[mask[:, j]]],
+              "n_centered": int(mask.sum()), "n_studies": S, "form": kind_}
+    return (kind_ if kind_ != "mixed" else tuple(tuple(bool(x) for x in r) for r in mask)), record
+
+
 def reference_rule(design: OrdinalDesign, reference_baseline) -> str:
     """How the reference baseline of the targets is defined (text for summaries)."""
     if isinstance(reference_baseline, Mapping):
@@ -1382,6 +1442,7 @@ def fit_ordinal(
     cores: int | None = None,
     retry: bool = True,
     parameterization="auto",
+    baseline_parameterization="auto",
 ) -> OrdinalResult:
     """Fit the ordinal (CR / PR / NR) renal-response model (see the module docstring).
 
@@ -1411,6 +1472,8 @@ def fit_ordinal(
         non-centred by how strongly its data inform it (:func:`choose_ordinal`, recorded in
         ``config["parameterization_chosen"]``; the structural retry samples every study
         non-centred); ``"noncentered"``, ``"centered"`` or per-study flags fix it.
+    baseline_parameterization : the same for exchangeable baselines
+        (:func:`choose_ordinal_baselines`, ``config["baseline_parameterization_chosen"]``).
     """
     seed = check_seed(seed)
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, target_accept=target_accept, cores=cores)
@@ -1421,12 +1484,14 @@ def fit_ordinal(
         effect_modifiers=effect_modifiers, phases=phases, designs=designs, phase_effect=phase_effect,
     )
     form, chosen = family_form(parameterization, lambda: choose_ordinal(design), random_effects=not common_effect)
+    bform, bchosen = family_form(baseline_parameterization, lambda: choose_ordinal_baselines(design),
+                                 random_effects=design.baseline == "exchangeable")
 
-    def build(f):
+    def build(f, bf):
         return build_ordinal_model(design, priors=pr, common_effect=common_effect,
-                                   reference_baseline=reference_baseline, parameterization=f)
+                                   reference_baseline=reference_baseline, parameterization=f, baseline_parameterization=bf)
 
-    model = build(form)
+    model = build(form, bform)
     resolved = pr.model_dump(mode="json")
     resolved["tau"] = resolve_tau_prior(pr.tau, "total_response").model_dump(mode="json")
     config = {
@@ -1443,9 +1508,12 @@ def fit_ordinal(
         "sampler": sampler_config(backend, used, settings, seed),
         "gate": gate.to_dict(),
         "parameterization": form_config(parameterization, form),
+        "baseline_parameterization": form_config(baseline_parameterization, bform),
     }
     if chosen is not None:
         config["parameterization_chosen"] = chosen
+    if bchosen is not None:
+        config["baseline_parameterization_chosen"] = bchosen
     gate_vars = list(GATE_VARS)
     rows = design.rows
     const = xr.Dataset(
@@ -1460,6 +1528,8 @@ def fit_ordinal(
         gate=gate, loglik_rows={"y": rows["study_index"].to_numpy()}, gate_vars=gate_vars,
         prior_predictive=prior_predictive, prior_draws=prior_draws, posterior_predictive=posterior_predictive,
         constant_data=const, label="ordinal renal response", retry=retry,
-        alternative=(lambda: build("noncentered")) if chosen is not None and form != "noncentered" else None,
+        alternative=((lambda: build("noncentered", "noncentered"))
+                     if (chosen is not None and form != "noncentered") or (bchosen is not None and bform != "noncentered")
+                     else None),
     )
     return OrdinalResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed, backend=used)

@@ -50,8 +50,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["LEVEL", "RATIO", "baseline_log_odds_variance", "centred_cells", "choose", "choose_baseline",
-           "combine_information", "family_choice", "mask_kind", "pooled_log_or", "reference_tau", "resolve",
+__all__ = ["LEVEL", "RATIO", "as_form", "baseline_log_odds_variance", "centred_cells", "choose", "choose_baseline",
+           "combine_information", "control_log_odds", "family_choice", "mask_kind", "pooled_log_or", "reference_tau", "resolve",
            "resolve_baseline", "study_log_or_variance"]
 
 #: a study is centred when its log-OR variance is below RATIO * tau_ref^2
@@ -105,12 +105,17 @@ def combine_information(*pairs: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarr
 def baseline_log_odds_variance(design) -> tuple[np.ndarray, np.ndarray]:
     """(log odds, its large-sample variance) of each study's pooled control arms; NaN for
     a study without a control arm."""
-    S = design.n_studies
-    ev = np.zeros(S)
-    nn = np.zeros(S)
-    c = ~design.treated.astype(bool)
-    np.add.at(ev, design.arm_study[c], design.events[c].astype(float))
-    np.add.at(nn, design.arm_study[c], design.n[c].astype(float))
+    return control_log_odds(design.arm_study, design.treated, design.events, design.n, design.n_studies)
+
+
+def control_log_odds(group, treated, events, n, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """(log odds, its large-sample variance ``1/e + 1/(n - e)``, 0.5 added to both cells
+    when one is zero) of each group's pooled control rows; NaN for a group without one."""
+    ev = np.zeros(n_groups)
+    nn = np.zeros(n_groups)
+    c = ~np.asarray(treated).astype(bool)
+    np.add.at(ev, np.asarray(group, int)[c], np.asarray(events, float)[c])
+    np.add.at(nn, np.asarray(group, int)[c], np.asarray(n, float)[c])
     cells = np.stack([ev, nn - ev], axis=-1) + np.where((ev == 0) | (ev == nn), 0.5, 0.0)[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         y = np.log(cells[:, 0] / cells[:, 1])
@@ -216,7 +221,7 @@ def family_choice(study_ids, cell_study, cell_flags, refs: dict[str, float], rul
         flags.append(bool(len(mine) and mine.all()))
     record = {"rule": rule, "tau_ref": dict(refs), "centered": [s for s, f in zip(study_ids, flags) if f],
               "n_centered": int(sum(flags)), "n_studies": len(flags)}
-    return _as_form(tuple(flags), record)
+    return as_form(tuple(flags), record)
 
 
 def mask_kind(mask) -> str:
@@ -226,7 +231,7 @@ def mask_kind(mask) -> str:
     return "centered" if all(mask) else "mixed"
 
 
-def _as_form(flags: tuple[bool, ...], record: dict) -> tuple[str | tuple[bool, ...], dict]:
+def as_form(flags: tuple[bool, ...], record: dict) -> tuple[str | tuple[bool, ...], dict]:
     """One form for every study, or the flags when the choice mixes both (recorded)."""
     kind = mask_kind(flags)
     record["form"] = kind
@@ -241,7 +246,7 @@ def resolve(design, parameterization, *, common_effect: bool = False) -> tuple[s
     if isinstance(parameterization, str) and parameterization == "auto":
         if common_effect:
             return "noncentered", None  # no study effects to parameterise
-        return _as_form(*choose(design))
+        return as_form(*choose(design))
     return parameterization, None
 
 
@@ -266,5 +271,5 @@ def resolve_baseline(design, baseline_parameterization) -> tuple[str | tuple[boo
     if isinstance(baseline_parameterization, str) and baseline_parameterization == "auto":
         if design.baseline == "independent":
             return "centered", None
-        return _as_form(*choose_baseline(design))
+        return as_form(*choose_baseline(design))
     return baseline_parameterization, None

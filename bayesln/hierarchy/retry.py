@@ -10,7 +10,8 @@ the gate fails and retrying is on (the default: ``retry=True`` of the ``fit_*`` 
    0.9995, at most 0.9999), and, under ``parameterization="auto"`` when the data-driven
    choice had centred some studies, with every study non-centred (the form that removes the
    funnel when tau is small; :mod:`bayesln.hierarchy.parameterize` for the core family,
-   ``choose_ordinal`` / ``choose_joint`` / ``choose_network`` for the others).
+   ``choose_ordinal`` / ``choose_joint`` / ``choose_network`` for the others, whose
+   exchangeable baselines fall back to non-centred too).
    The first attempt's draws are discarded: they came from another sampler.
 2. **Only R-hat or the effective sample sizes fall short** (the chains mix, there are too
    few draws): more chains of the same model and settings are added, each batch as many
