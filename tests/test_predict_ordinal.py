@@ -450,16 +450,17 @@ def test_plots(seq):
 
 
 def test_other_families_are_refused_with_a_message(monkeypatch, tmp_path):
-    """``predict RUN`` on a network run: a RunError naming the families it takes."""
+    """``predict RUN`` on a run of a family without a prediction engine: a RunError naming
+    the families it takes."""
     import types
 
     import bayesln.analysis
     from bayesln.predict.command import load_run_result
     from bayesln.runs import RunError
 
-    fake = types.SimpleNamespace(spec=types.SimpleNamespace(model=types.SimpleNamespace(family="network")))
+    fake = types.SimpleNamespace(spec=types.SimpleNamespace(model=types.SimpleNamespace(family="other")))
     monkeypatch.setattr(bayesln.analysis, "load_run", lambda p: fake)
-    with pytest.raises(RunError, match="core-model, ordinal or joint run .*'network'"):
+    with pytest.raises(RunError, match="core-model, ordinal, joint or network run .*'other'"):
         load_run_result(tmp_path)
 
 

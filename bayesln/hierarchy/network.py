@@ -488,6 +488,11 @@ def build_network_design(
 
 
 # ============================================================================ model
+#: the posterior variables the gate of a network fit reads (z in every form of the study
+#: effects); a run folder read back is gated on the same (bayesln.predict.command)
+GATE_VARS = ("mu", "d", "d_extra", "beta_phase", "tau", "z")
+
+
 def choose_network(design: NetworkDesign) -> tuple:
     """``parameterization="auto"`` of the network family: each non-baseline arm's Woolf log
     odds ratio against its study's baseline arm, its variance against ``tau_lo`` (the lower
@@ -825,7 +830,7 @@ def fit_network(
         const["phase_shift"] = (("arm",), design.phase_shift)
     idata, diag, used = sample_family(
         pm_model, design=design, config=config, seed=seed, settings=settings, backend=used, progressbar=progressbar,
-        gate=gate, loglik_rows={"y": a["study_index"].to_numpy()}, gate_vars=("mu", "d", "d_extra", "beta_phase", "tau", "z"),
+        gate=gate, loglik_rows={"y": a["study_index"].to_numpy()}, gate_vars=GATE_VARS,
         prior_predictive=prior_predictive, prior_draws=prior_draws, posterior_predictive=posterior_predictive,
         constant_data=const, label=f"network {outcome} ({mdl})", retry=retry,
         alternative=((lambda: build_network_model(design, priors=pr, effects=effects, parameterization="noncentered"))

@@ -24,7 +24,9 @@ priors and why), :mod:`.engine` (the arithmetic of a prediction), :mod:`.predict
 (``predict``), :mod:`.extrapolation` (diagnostics), :mod:`.validation`
 (leave-one-trial-out, temporal, calibration by simulation; core fits), :mod:`.ordinal`
 (the ordinal engine and ``OrdinalPrediction``), :mod:`.joint` (the joint efficacy-safety
-engine and ``JointPrediction``), :mod:`.command`
+engine and ``JointPrediction``), :mod:`.network` (the network meta-analysis engine and
+``NetworkPrediction``: every treatment's probability, the full treatment matrix and rank
+probabilities per target), :mod:`.command`
 (``predict_command`` for the command line); the figures are in :mod:`bayesln.plots`
 (:mod:`.plots` re-exports them).
 """
@@ -40,6 +42,7 @@ _LAZY = {
     "quantities_from_eta": "prediction", "quantities_from_p": "prediction",
     "OrdinalEngine": "ordinal", "OrdinalPrediction": "ordinal", "study_covariates": "ordinal",
     "JointEngine": "joint", "JointPrediction": "joint",
+    "NetworkEngine": "network", "NetworkPrediction": "network",
     "DEFAULT_BASELINE_EXTRAPOLATION_PRIORS": "priors", "DEFAULT_EXTRAPOLATION_PRIORS": "priors",
     "DEFAULT_MARGIN": "priors",
     "BaselineRisk": "targets", "Target": "targets", "TargetError": "targets", "default_targets_path": "targets",
@@ -60,6 +63,8 @@ __all__ = [
     "ExtrapolationReport",
     "JointEngine",
     "JointPrediction",
+    "NetworkEngine",
+    "NetworkPrediction",
     "OrdinalEngine",
     "OrdinalPrediction",
     "Prediction",

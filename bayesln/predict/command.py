@@ -10,7 +10,10 @@
   trials' study covariates for the extrapolation report come from the run's
   ``data.csv``); family ``joint`` (``models/joint_efficacy_safety.toml``) gives every
   outcome's P(event) and derived quantities plus P(response without each adverse event)
-  and the net benefit per target (:mod:`bayesln.predict.joint`).
+  and the net benefit per target (:mod:`bayesln.predict.joint`); family ``network``
+  (``models/network_total_response.toml``, consistency model) gives the target's regimen vs
+  its comparator, every treatment's probability, every treatment vs every other and the rank
+  probabilities per target (:mod:`bayesln.predict.network`).
 * ``SPEC`` is an analysis spec: the model is fitted first, as ``bayesln fit`` would
   (:func:`bayesln.analysis.run_analysis`, with the sampler overrides ``fit_draws``,
   ``fit_tune``, ``fit_chains`` and ``seed``); with ``out`` the fitted run folder is
@@ -47,7 +50,8 @@ def load_run_result(path: str | Path):
     equal the ones stored with the draws (RunError otherwise). An ordinal run gives an
     :class:`~bayesln.hierarchy.ordinal.OrdinalResult` (see :func:`load_ordinal_run`), a
     joint efficacy-safety run a :class:`~bayesln.hierarchy.joint.JointResult` (see
-    :func:`load_joint_run`)."""
+    :func:`load_joint_run`), a network run a :class:`~bayesln.hierarchy.network.NetworkResult`
+    (see :func:`load_network_run`)."""
     from bayesln.analysis import load_run
     from bayesln.hierarchy import build_design
     from bayesln.hierarchy.result import FitResult
@@ -60,9 +64,11 @@ def load_run_result(path: str | Path):
         return load_ordinal_run(p, run), spec
     if spec.model.family == "joint":
         return load_joint_run(p, run), spec
+    if spec.model.family == "network":
+        return load_network_run(p, run), spec
     if spec.model.family != "core":
-        raise RunError(f"{p}: predictions need a core-model, ordinal or joint run (family 'core', 'ordinal' or "
-                       f"'joint'), this run is {spec.model.family!r}")
+        raise RunError(f"{p}: predictions need a core-model, ordinal, joint or network run (family 'core', 'ordinal', "
+                       f"'joint' or 'network'), this run is {spec.model.family!r}")
     td = _run_data(p)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -137,20 +143,38 @@ def load_ordinal_run(p: Path, run):
     phases / designs selection and [model] keys); its studies, arms and effect modifiers
     must equal the coordinates stored with the draws (RunError otherwise). The run's data
     is kept on the result (``_cache["predict.data"]``) for the trials' study covariates."""
-    from bayesln.hierarchy.ordinal import DEFAULT, GATE_VARS, OrdinalResult, build_ordinal_design
+    from bayesln.hierarchy.ordinal import GATE_VARS, OrdinalResult, build_ordinal_design
 
+    def build(td, d, kw):
+        return build_ordinal_design(td, **_selection(d), **kw)
+
+    return _load_family_run(p, run, OrdinalResult, GATE_VARS, build, _ORDINAL_DESIGN_KEYS, lambda des: (
+        ("study", list(des.study_ids)), ("arm", list(des.arm_ids)), ("covariate", list(des.effect_names))))
+
+
+def _selection(d) -> dict:
+    """The phases / designs selection of a spec's [data] section, as the fit functions take it."""
+    from bayesln.hierarchy.ordinal import DEFAULT
+
+    return {"phases": tuple(d.phases) if d.phases else DEFAULT, "designs": tuple(d.designs) if d.designs else None}
+
+
+def _load_family_run(p: Path, run, result_type, gate_vars, build, keys, coords):
+    """A family's result from a run folder: ``build(data, spec.data, kw)`` rebuilds the design
+    from the run's ``data.csv`` and the spec's [model] ``keys``; the coordinates ``coords
+    (design)`` must equal the ones stored with the draws; the gate is re-run on ``gate_vars``;
+    the run's data is kept on the result (``_cache["predict.data"]``) for the trials' study
+    covariates."""
     spec = run.spec
     td = _run_data(p)
-    d = spec.data
-    kw = {k: v for k, v in spec.model.family_kwargs().items() if k in _ORDINAL_DESIGN_KEYS}
+    kw = {k: v for k, v in spec.model.family_kwargs().items() if k in keys}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        design = build_ordinal_design(td, phases=tuple(d.phases) if d.phases else DEFAULT,
-                                      designs=tuple(d.designs) if d.designs else None, **kw)
+        design = build(td, spec.data, kw)
     idata = run.idata
-    _check_coords(p, [idata.posterior], (("study", list(design.study_ids)), ("arm", list(design.arm_ids)),
-                                         ("covariate", list(design.effect_names))))
-    res = OrdinalResult(idata=idata, design=design, **_stored_state(run, idata, GATE_VARS))
+    _check_coords(p, [idata.posterior] + [getattr(idata, g) for g in ("log_likelihood",) if g in idata.groups()],
+                  coords(design))
+    res = result_type(idata=idata, design=design, **_stored_state(run, idata, gate_vars))
     res._cache["predict.data"] = td
     return res
 
@@ -169,27 +193,40 @@ def load_joint_run(p: Path, run):
     variables fit_joint gates on. The run's data is kept on the result
     (``_cache["predict.data"]``) for the trials' study covariates."""
     from bayesln.hierarchy.joint import GATE_VARS, JointResult, build_joint_design
-    from bayesln.hierarchy.ordinal import DEFAULT
 
-    spec = run.spec
-    td = _run_data(p)
-    d = spec.data
-    kw = {k: v for k, v in spec.model.family_kwargs().items() if k in _JOINT_DESIGN_KEYS}
-    if d.directions:  # as bayesln.analysis fits a joint spec: [data] directions, then [model] directions
-        kw["directions"] = {**d.directions, **(kw.get("directions") or {})}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        design = build_joint_design(td, tuple(d.outcomes or ()), phases=tuple(d.phases) if d.phases else DEFAULT,
-                                    designs=tuple(d.designs) if d.designs else None, warn=False, **kw)
-    idata = run.idata
-    groups = [idata.posterior] + [getattr(idata, g) for g in ("log_likelihood",) if g in idata.groups()]
-    _check_coords(p, groups, (("outcome", list(design.outcomes)), ("so", design.so["so_id"].tolist()),
-                              ("study", list(design.study_ids))))
-    res = JointResult(idata=idata, design=design, **_stored_state(run, idata, GATE_VARS))
-    res._cache["predict.data"] = td
-    return res
+    def build(td, d, kw):
+        if d.directions:  # as bayesln.analysis fits a joint spec: [data] directions, then [model] directions
+            kw["directions"] = {**d.directions, **(kw.get("directions") or {})}
+        return build_joint_design(td, tuple(d.outcomes or ()), **_selection(d), warn=False, **kw)
+
+    return _load_family_run(p, run, JointResult, GATE_VARS, build, _JOINT_DESIGN_KEYS, lambda des: (
+        ("outcome", list(des.outcomes)), ("so", des.so["so_id"].tolist()), ("study", list(des.study_ids))))
 
 
+#: design arguments of fit_network among the [model] keys of a network spec
+_NETWORK_DESIGN_KEYS = ("reference", "model", "treatments", "phase_effect")
+
+
+def load_network_run(p: Path, run):
+    """The :class:`~bayesln.hierarchy.network.NetworkResult` of a network run folder: the
+    stored InferenceData with the :class:`~bayesln.hierarchy.network.NetworkDesign` rebuilt
+    from ``spec.json`` + ``data.csv`` exactly as ``bayesln fit`` built it (the spec's [data]
+    outcome / phases / designs / directions and [model] reference / model / treatments /
+    phase_effect, as :func:`bayesln.analysis._fit_family` calls fit_network); its studies,
+    arms and treatments (UME: comparisons) must equal the coordinates stored with the draws
+    (RunError otherwise). The gate is re-run on the variables fit_network gates on. The run's
+    data is kept on the result (``_cache["predict.data"]``) for the trials' study covariates.
+    Predictions need the consistency model: a UME run loads, and ``predict`` refuses it."""
+    from bayesln.hierarchy.network import GATE_VARS, NetworkResult, build_network_design
+
+    def build(td, d, kw):
+        return build_network_design(td, d.outcome, **_selection(d), direction=(d.directions or {}).get(d.outcome), **kw)
+
+    def coords(des):
+        means = ("comparison", list(des.extra_names)) if des.model == "ume" else ("treatment", list(des.nonref))
+        return ("study", list(des.study_ids)), ("arm", list(des.arm_ids)), means
+
+    return _load_family_run(p, run, NetworkResult, GATE_VARS, build, _NETWORK_DESIGN_KEYS, coords)
 
 
 @dataclass

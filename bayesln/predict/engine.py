@@ -903,6 +903,8 @@ def engine_for(result, draws: int | None = None, seed: int = 0, data=None):
         import bayesln.predict.ordinal  # noqa: F401  engine would import PyMC for nothing); registers it
     if "bayesln.hierarchy.joint" in sys.modules:  # likewise the joint efficacy-safety family
         import bayesln.predict.joint  # noqa: F401
+    if "bayesln.hierarchy.network" in sys.modules:  # likewise the network family
+        import bayesln.predict.network  # noqa: F401
 
     for rtype, etype in _ENGINES:
         acc = getattr(etype, "accepts", None)
@@ -912,8 +914,9 @@ def engine_for(result, draws: int | None = None, seed: int = 0, data=None):
             return etype(result, draws=draws, seed=seed)
     raise TypeError(
         f"no prediction engine for {type(result).__name__}; supported: core model FitResult "
-        "(bayesln.hierarchy.fit_core), the ordinal CR / PR / NR model (bayesln.hierarchy.fit_ordinal) and the "
-        "joint efficacy-safety model (bayesln.hierarchy.fit_joint). "
+        "(bayesln.hierarchy.fit_core), the ordinal CR / PR / NR model (bayesln.hierarchy.fit_ordinal), the "
+        "joint efficacy-safety model (bayesln.hierarchy.fit_joint) and the network meta-analysis "
+        "(bayesln.hierarchy.fit_network, consistency model). "
         "Other families register one with bayesln.predict.register_engine"
     )
 

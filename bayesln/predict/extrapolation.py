@@ -140,8 +140,8 @@ def _prior_of(priors: dict, name: str, key: str | None = None) -> dict | None:
 def contraction_table(result, terms=()) -> pd.DataFrame:
     """Prior and posterior SD and contraction of the population parameters of a core fit
     (d, tau, m, sigma_mu, beta[...], gamma[...]), of an ordinal fit (see
-    :func:`_ordinal_rows`) or of a joint fit (:func:`_joint_rows`) and of the extrapolation
-    ``terms``."""
+    :func:`_ordinal_rows`), of a joint fit (:func:`_joint_rows`) or of a network fit
+    (:func:`_network_rows`) and of the extrapolation ``terms``."""
     priors = (getattr(result, "config", None) or {}).get("priors", {})
     prior_group = getattr(result.idata, "prior", None) if "prior" in result.idata.groups() else None
     rows = []
@@ -171,6 +171,8 @@ def contraction_table(result, terms=()) -> pd.DataFrame:
         _ordinal_rows(result, add, pd_, priors)
     elif family == "joint":
         _joint_rows(result, add, pd_, priors)
+    elif family == "network":
+        _network_rows(result, add, pd_, priors)
     else:
         _core_rows(result, add, pd_, priors)
     for t in terms:
@@ -279,6 +281,26 @@ def _joint_rows(result, add, prior_draws, priors) -> None:
             a = np.asarray(post[name].values)
             _per_level(post[name], a.reshape((-1,) + a.shape[2:]), prior_draws(name), add, name, prior_for(name), kind,
                        note)
+
+
+def _network_rows(result, add, prior_draws, priors) -> None:
+    """Contraction rows of a network fit: ``d[k]`` per non-reference treatment (log-OR vs the
+    reference), the UME / node-split means ``d_extra[c]`` (same prior as d), ``tau`` and the
+    common maintenance shift ``beta_phase[maintenance]`` (``phase_effect``; the label of
+    :data:`bayesln.predict.network.PHASE_LABEL`). Study baselines: nuisance, not listed."""
+    post = result.idata.posterior
+    ref = getattr(result.design, "reference", "the reference")
+    for name, note in (("d", f"log-OR vs {ref}"), ("d_extra", "log-OR of an observed comparison (UME / node-split)")):
+        if name in post:
+            a = np.asarray(post[name].values)
+            _per_level(post[name], a.reshape((-1,) + a.shape[2:]), prior_draws(name), add, name, _prior_of(priors, "d"),
+                       "effect", note)
+    for name, label, kind, note in (
+            ("tau", "tau", "heterogeneity", "between-study SD of the log odds ratios (every comparison)"),
+            ("beta_phase", "beta_phase[maintenance]", "effect modifier",
+             f"common maintenance shift of every treatment's log-OR vs {ref}")):
+        if name in post:
+            add(label, np.asarray(post[name].values).reshape(-1), _prior_of(priors, name), kind, note, prior_draws(name))
 
 
 def _per_level(da, a, pdr, add, label, pri, kind, note) -> None:
