@@ -93,7 +93,7 @@ from bayesln.hierarchy.ordinal import (
     coerce_priors,
     effect_mask,
     family_form,
-    form_config,
+    record_forms,
     label_of,
     location_rv,
     long_table,
@@ -887,13 +887,9 @@ def fit_joint(
         "priors": resolved,
         "sampler": sampler_config(backend, used, settings, seed),
         "gate": gate.to_dict(),
-        "parameterization": form_config(parameterization, form),
-        "baseline_parameterization": form_config(baseline_parameterization, bform),
     }
-    if chosen is not None:
-        config["parameterization_chosen"] = chosen
-    if bchosen is not None:
-        config["baseline_parameterization_chosen"] = bchosen
+    fallback = record_forms(config, parameterization=(parameterization, form, chosen),
+                            baseline_parameterization=(baseline_parameterization, bform, bchosen))
     rows = design.rows
     const = xr.Dataset(
         {"n": (("row",), rows["n"].to_numpy()), "treated": (("row",), rows["treated"].to_numpy().astype(int)),
@@ -912,8 +908,7 @@ def fit_joint(
         constant_data=const, label="joint efficacy-safety", retry=retry,
         alternative=((lambda: build_joint_model(design, priors=pr, lkj_eta=lkj_eta, parameterization="noncentered",
                                                 baseline_parameterization="noncentered"))
-                     if (chosen is not None and form != "noncentered") or (bchosen is not None and bform != "noncentered")
-                     else None),
+                     if fallback else None),
     )
     result = JointResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed, backend=used)
     _export(result)

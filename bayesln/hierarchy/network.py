@@ -94,7 +94,7 @@ from bayesln.hierarchy.ordinal import (
     coerce_priors,
     effect_mask,
     family_form,
-    form_config,
+    record_forms,
     label_of,
     location_rv,
     long_table,
@@ -814,10 +814,8 @@ def fit_network(
         "priors": resolved,
         "sampler": sampler_config(backend, used, settings, seed),
         "gate": gate.to_dict(),
-        "parameterization": form_config(parameterization, form),
     }
-    if chosen is not None:
-        config["parameterization_chosen"] = chosen
+    fallback = record_forms(config, parameterization=(parameterization, form, chosen))
     a = design.arms
     const = xr.Dataset(
         {"n": (("arm",), a["n"].to_numpy()), "node": (("arm",), a["node"].to_numpy().astype(str)),
@@ -834,7 +832,7 @@ def fit_network(
         prior_predictive=prior_predictive, prior_draws=prior_draws, posterior_predictive=posterior_predictive,
         constant_data=const, label=f"network {outcome} ({mdl})", retry=retry,
         alternative=((lambda: build_network_model(design, priors=pr, effects=effects, parameterization="noncentered"))
-                     if chosen is not None and form != "noncentered" else None),
+                     if fallback else None),
     )
     return NetworkResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed, backend=used)
 

@@ -328,11 +328,20 @@ def effect_mask(form, shape) -> np.ndarray:
     return mask.astype(bool)
 
 
-def form_config(parameterization, form):
-    """What a run's config says was asked: the string, or the flags as lists."""
-    if isinstance(parameterization, str):
-        return parameterization
-    return np.asarray(form).astype(bool).tolist()
+def record_forms(config: dict, **forms) -> bool:
+    """Write the study-effect / baseline forms of a family fit into its ``config``:
+    ``forms`` maps a key (``parameterization``, ``baseline_parameterization``) to ``(asked,
+    resolved form, record of the data's choice or None)``; ``config[key]`` says what was
+    asked (the string, or the flags as lists) and ``config[key + "_chosen"]`` the data's
+    choice. Returns True when a data-driven choice centred something: the structural retry
+    then has the all-non-centred model to fall back to."""
+    fallback = False
+    for key, (asked, form, chosen) in forms.items():
+        config[key] = asked if isinstance(asked, str) else np.asarray(form).astype(bool).tolist()
+        if chosen is not None:
+            config[f"{key}_chosen"] = chosen
+            fallback = fallback or form != "noncentered"
+    return fallback
 
 
 #: names of (the standardised variable, the centred free variable, the mixed free variable,
@@ -1507,13 +1516,9 @@ def fit_ordinal(
         "priors": resolved,
         "sampler": sampler_config(backend, used, settings, seed),
         "gate": gate.to_dict(),
-        "parameterization": form_config(parameterization, form),
-        "baseline_parameterization": form_config(baseline_parameterization, bform),
     }
-    if chosen is not None:
-        config["parameterization_chosen"] = chosen
-    if bchosen is not None:
-        config["baseline_parameterization_chosen"] = bchosen
+    fallback = record_forms(config, parameterization=(parameterization, form, chosen),
+                            baseline_parameterization=(baseline_parameterization, bform, bchosen))
     gate_vars = list(GATE_VARS)
     rows = design.rows
     const = xr.Dataset(
@@ -1528,8 +1533,6 @@ def fit_ordinal(
         gate=gate, loglik_rows={"y": rows["study_index"].to_numpy()}, gate_vars=gate_vars,
         prior_predictive=prior_predictive, prior_draws=prior_draws, posterior_predictive=posterior_predictive,
         constant_data=const, label="ordinal renal response", retry=retry,
-        alternative=((lambda: build("noncentered", "noncentered"))
-                     if (chosen is not None and form != "noncentered") or (bchosen is not None and bform != "noncentered")
-                     else None),
+        alternative=(lambda: build("noncentered", "noncentered")) if fallback else None,
     )
     return OrdinalResult(idata=idata, design=design, diagnostics=diag, config=config, seed=seed, backend=used)
